@@ -1,0 +1,55 @@
+//! lanner's per-queue journal: segmented, checksummed, append-only files with group commit.
+//!
+//! Each queue has its own [`Journal`]: records are appended to an in-memory buffer under the
+//! queue's lock ([`Journal::append`]), handed to the OS in batches
+//! ([`Journal::write_through`]) and fsynced in shared batches ([`Journal::sync_through`]).
+//! [`Journal::open`] replays the segments, truncating a torn tail. The byte layout is
+//! specified in `docs/journal-format.md`. Std only: no async runtime.
+
+#![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
+
+mod error;
+mod fault;
+mod files;
+mod journal;
+mod lock;
+mod record;
+mod replay;
+mod segment;
+mod stats;
+mod writer;
+
+pub use error::JournalError;
+pub use files::list_queues;
+pub use journal::Journal;
+pub use lock::{DirLock, lock_dir};
+pub use record::Record;
+pub use replay::{Replay, Truncation};
+pub use stats::JournalStats;
+
+/// 1-based sequence number of an appended record (or rewrite); 0 = "nothing".
+pub type Seq = u64;
+
+/// Tunables of a journal.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// A segment that has grown past this is closed and a new one started (default 16 MiB).
+    pub segment_size: u64,
+    /// Records whose length field exceeds this are treated as corrupt (never allocated).
+    /// Default 256 MiB + 64.
+    pub max_record_size: u64,
+    /// Corruption in the middle of a file: false -> `open()` fails with `JournalError::Corrupt`
+    /// naming file and offset; true -> truncate that file at the bad record, log, and keep
+    /// going (salvage).
+    pub salvage: bool,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            segment_size: 16 << 20,
+            max_record_size: (256 << 20) + 64,
+            salvage: false,
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! Startup recovery: pick the live segments, read their records, repair a torn tail.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use crate::JournalOptions;
+use crate::error::{IoContext, JournalError};
+use crate::files::{self, QueueFiles};
+use crate::record::{self, DecodeError, FRAME_HEADER_LEN, Frame, Record};
+use crate::segment::{self, HEADER_LEN, Header, HeaderCheck};
+
+/// Read buffer for replay; records larger than this are read straight into their own buffer.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// What replay found.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Every record of the live segments in order (segments before the newest snapshot segment
+    /// are skipped and deleted).
+    pub records: Vec<Record>,
+    /// Number of segment files replayed.
+    pub segments: usize,
+    /// Bytes of the replayed segment files (after any truncation).
+    pub bytes: u64,
+    /// Set when a torn/corrupt tail (or, with salvage, a damaged middle) was truncated.
+    pub truncations: Vec<Truncation>,
+}
+
+/// One file that replay cut short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment file.
+    pub file: PathBuf,
+    /// Its new length: the offset of the first damaged record (0 when the file was removed).
+    pub offset: u64,
+    /// Bytes discarded from that offset to the old end of the file.
+    pub dropped_bytes: u64,
+}
+
+/// The newest segment after replay; the journal appends to it.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    pub number: u64,
+    pub path: PathBuf,
+    pub len: u64,
+}
+
+/// Replays the journal of `queue`, repairing what the rules allow (see docs/journal-format.md).
+pub(crate) fn recover(
+    dir: &Path,
+    queue: &str,
+    opts: &JournalOptions,
+) -> Result<(Replay, Option<Tail>), JournalError> {
+    let QueueFiles { segments, temps } = files::queue_files(dir, queue)?;
+    let mut replay = Replay::default();
+    let mut dir_changed = !temps.is_empty();
+    for temp in &temps {
+        tracing::info!(file = %temp.display(), "journal: removing leftover temp file of an interrupted rewrite");
+        files::remove_file(temp)?;
+    }
+    let live = live_segments(&segments, opts, &mut replay, &mut dir_changed)?;
+    let mut tail = None;
+    for (i, (number, path)) in live.iter().enumerate() {
+        let newest = i + 1 == live.len();
+        let len = replay_segment(path, newest, opts, &mut replay)?;
+        replay.segments += 1;
+        replay.bytes += len;
+        if newest {
+            tail = Some(Tail {
+                number: *number,
+                path: path.clone(),
+                len,
+            });
+        }
+    }
+    if dir_changed {
+        files::sync_dir(dir)?;
+    }
+    Ok((replay, tail))
+}
+
+/// Checks headers from the newest segment back to the newest snapshot, and returns the segments
+/// to replay, oldest first. Deletes what is superseded by that snapshot, a torn newest segment
+/// (a crash right after creating it), and with salvage any segment with a damaged header.
+fn live_segments(
+    segments: &[(u64, PathBuf)],
+    opts: &JournalOptions,
+    replay: &mut Replay,
+    dir_changed: &mut bool,
+) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut live = Vec::new();
+    let mut superseded: &[(u64, PathBuf)] = &[];
+    for (i, (number, path)) in segments.iter().enumerate().rev() {
+        let mut file = File::open(path).at(path)?;
+        let bytes = segment::read_header_bytes(&mut file, path)?;
+        match Header::check(&bytes, *number) {
+            HeaderCheck::Valid(header) => {
+                live.push((*number, path.clone()));
+                if header.snapshot {
+                    superseded = &segments[..i];
+                    break;
+                }
+            }
+            HeaderCheck::Version(version) => {
+                return Err(JournalError::Version {
+                    path: path.clone(),
+                    version,
+                });
+            }
+            HeaderCheck::Torn if live.is_empty() => {
+                drop_file(path, &file, "torn segment header", replay)?;
+                *dir_changed = true;
+            }
+            HeaderCheck::Torn if opts.salvage => {
+                drop_file(path, &file, "truncated segment header", replay)?;
+                *dir_changed = true;
+            }
+            HeaderCheck::Invalid(reason) if opts.salvage => {
+                drop_file(path, &file, &reason, replay)?;
+                *dir_changed = true;
+            }
+            HeaderCheck::Torn => return Err(corrupt(path, 0, "truncated segment header")),
+            HeaderCheck::Invalid(reason) => return Err(corrupt(path, 0, &reason)),
+        }
+    }
+    for (_, path) in superseded {
+        tracing::info!(file = %path.display(), "journal: removing a segment superseded by a snapshot");
+        files::remove_file(path)?;
+        *dir_changed = true;
+    }
+    live.reverse();
+    Ok(live)
+}
+
+/// Removes a segment whose header cannot be used, recording it as a truncation at offset 0.
+fn drop_file(
+    path: &Path,
+    file: &File,
+    reason: &str,
+    replay: &mut Replay,
+) -> Result<(), JournalError> {
+    let len = file.metadata().at(path)?.len();
+    tracing::warn!(file = %path.display(), dropped_bytes = len, reason, "journal: removing a segment with an unusable header");
+    files::remove_file(path)?;
+    replay.truncations.push(Truncation {
+        file: path.to_path_buf(),
+        offset: 0,
+        dropped_bytes: len,
+    });
+    Ok(())
+}
+
+fn corrupt(path: &Path, offset: u64, reason: &str) -> JournalError {
+    JournalError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Appends the records of one segment (whose header is valid) to `replay`; returns the
+/// segment's length after any truncation.
+fn replay_segment(
+    path: &Path,
+    newest: bool,
+    opts: &JournalOptions,
+    replay: &mut Replay,
+) -> Result<u64, JournalError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .at(path)?;
+    let file_len = file.metadata().at(path)?.len();
+    let mut reader = BufReader::with_capacity(READ_BUFFER, &file);
+    reader.seek(SeekFrom::Start(HEADER_LEN)).at(path)?;
+    let mut offset = HEADER_LEN;
+    loop {
+        match read_record(
+            &mut reader,
+            file_len.saturating_sub(offset),
+            opts.max_record_size,
+        ) {
+            Ok(None) => return Ok(file_len),
+            Ok(Some((record, len))) => {
+                replay.records.push(record);
+                offset += len;
+            }
+            Err(ReadError::Io(e)) => return Err(e).at(path),
+            Err(ReadError::Bad(reason)) => {
+                drop(reader);
+                let damage = Damage {
+                    path,
+                    file: &file,
+                    offset,
+                    file_len,
+                    reason,
+                };
+                return damage.repair(newest, opts, replay);
+            }
+        }
+    }
+}
+
+enum ReadError {
+    Io(io::Error),
+    Bad(DecodeError),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
+}
+
+impl From<DecodeError> for ReadError {
+    fn from(e: DecodeError) -> Self {
+        ReadError::Bad(e)
+    }
+}
+
+/// Reads the next record, given the bytes left in the file; `None` at a clean end.
+/// The length field is checked against `max` and `available` before the content is allocated.
+fn read_record(
+    reader: &mut impl Read,
+    available: u64,
+    max: u64,
+) -> Result<Option<(Record, u64)>, ReadError> {
+    if available == 0 {
+        return Ok(None);
+    }
+    let header_len = FRAME_HEADER_LEN as u64;
+    if available < header_len {
+        return Err(DecodeError::Incomplete(available).into());
+    }
+    let mut header = [0; FRAME_HEADER_LEN];
+    reader.read_exact(&mut header)?;
+    let frame = Frame::parse(header, max, available - header_len)?;
+    let mut content = vec![0; frame.len as usize];
+    reader.read_exact(&mut content)?;
+    let record = frame.decode(Bytes::from(content))?;
+    Ok(Some((record, header_len + u64::from(frame.len))))
+}
+
+/// A damaged record found during replay.
+struct Damage<'a> {
+    path: &'a Path,
+    file: &'a File,
+    offset: u64,
+    file_len: u64,
+    reason: DecodeError,
+}
+
+impl Damage<'_> {
+    /// Truncates a torn tail (damage in the newest segment with no intact record from it on), or
+    /// with salvage any damage; otherwise fails with `Corrupt`. Returns the new file length.
+    fn repair(
+        self,
+        newest: bool,
+        opts: &JournalOptions,
+        replay: &mut Replay,
+    ) -> Result<u64, JournalError> {
+        let tail = newest && !self.intact_record_from_here()?;
+        if !tail && !opts.salvage {
+            return Err(corrupt(self.path, self.offset, &self.reason.to_string()));
+        }
+        self.file
+            .set_len(self.offset)
+            .and_then(|()| self.file.sync_all())
+            .at(self.path)?;
+        let dropped_bytes = self.file_len - self.offset;
+        let (file, offset, reason) = (self.path.display(), self.offset, &self.reason);
+        if tail {
+            tracing::warn!(%file, offset, dropped_bytes, %reason, "journal: truncated a torn or corrupt tail");
+        } else {
+            tracing::warn!(%file, offset, dropped_bytes, %reason, "journal: salvage truncated a corrupt segment; DATA MAY HAVE BEEN LOST");
+        }
+        replay.truncations.push(Truncation {
+            file: self.path.to_path_buf(),
+            offset,
+            dropped_bytes,
+        });
+        Ok(self.offset)
+    }
+
+    /// Whether an intact record starts at or after the damaged offset (one at the offset
+    /// itself is intact but over `max_record_size`). Reads the rest of the file; this only
+    /// runs on damage, which is rare and usually at the very end.
+    fn intact_record_from_here(&self) -> Result<bool, JournalError> {
+        let mut rest = Vec::new();
+        let mut file = self.file;
+        file.seek(SeekFrom::Start(self.offset))
+            .and_then(|_| file.read_to_end(&mut rest))
+            .at(self.path)?;
+        let rest = Bytes::from(rest);
+        Ok((0..rest.len()).any(|at| record::intact_record_at(&rest, at)))
+    }
+}

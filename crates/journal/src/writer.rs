@@ -1,0 +1,248 @@
+//! The file side of the journal: the current segment, rotation, rewrite and delete.
+//! Only ever used under the journal's writer mutex, never under the pending-buffer mutex.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::error::{IoContext, JournalError};
+use crate::fault::{self, Fault};
+use crate::files;
+use crate::record::Record;
+use crate::replay::Tail;
+use crate::segment::{self, HEADER_LEN, Header};
+use crate::stats::Counters;
+
+/// A rewrite streams its snapshot to disk in writes of about this size.
+const SNAPSHOT_CHUNK: usize = 1 << 20;
+/// A write buffer that grew beyond this (one huge batch) is freed rather than kept for reuse.
+const MAX_SPARE: usize = 4 << 20;
+
+/// Owner of the current segment file.
+pub(crate) struct Writer {
+    dir: PathBuf,
+    queue: String,
+    /// The current segment; `None` once the journal is deleted. Shared so a syncing thread
+    /// can fsync it without holding the writer mutex.
+    file: Option<Arc<File>>,
+    number: u64,
+    path: PathBuf,
+    len: u64,
+    /// An empty buffer handed to the pending side in exchange for the one being written.
+    spare: Vec<u8>,
+}
+
+impl Writer {
+    /// Appends to the replayed newest segment, or creates segment 1 (and fsyncs the directory).
+    pub(crate) fn open(
+        dir: &Path,
+        queue: &str,
+        tail: Option<Tail>,
+    ) -> Result<Writer, JournalError> {
+        let (file, number, path, len) = match tail {
+            Some(Tail { number, path, len }) => {
+                let file = OpenOptions::new().append(true).open(&path).at(&path)?;
+                (file, number, path, len)
+            }
+            None => {
+                let path = files::segment_path(dir, queue, 1);
+                let file = segment::create(
+                    &path,
+                    Header {
+                        snapshot: false,
+                        segment: 1,
+                    },
+                )?;
+                files::sync_dir(dir)?;
+                (file, 1, path, HEADER_LEN)
+            }
+        };
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            queue: queue.to_owned(),
+            file: Some(Arc::new(file)),
+            number,
+            path,
+            len,
+            spare: Vec::new(),
+        })
+    }
+
+    /// Bytes in the current segment.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The current segment and its path, for an fsync outside the writer mutex.
+    pub(crate) fn file(&self) -> Option<(Arc<File>, PathBuf)> {
+        self.file
+            .as_ref()
+            .map(|file| (Arc::clone(file), self.path.clone()))
+    }
+
+    /// An empty buffer to swap with the pending one.
+    pub(crate) fn take_spare(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.spare)
+    }
+
+    /// Keeps a written buffer for reuse, unless it is unusually large.
+    pub(crate) fn recycle(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= MAX_SPARE {
+            buf.clear();
+            self.spare = buf;
+        }
+    }
+
+    /// Whether the current segment has grown past `segment_size`.
+    pub(crate) fn is_full(&self, segment_size: u64) -> bool {
+        self.len > segment_size
+    }
+
+    /// Writes whole records to the current segment with one `write_all`.
+    pub(crate) fn write(&mut self, buf: &[u8], counters: &Counters) -> Result<(), JournalError> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        fault::inject(Fault::Write)
+            .and_then(|()| (&**file).write_all(buf))
+            .at(&self.path)?;
+        self.len += buf.len() as u64;
+        counters.current_segment_bytes.store(self.len, Relaxed);
+        Ok(())
+    }
+
+    /// Closes the current segment and starts the next one. The old segment is fsynced first,
+    /// so only the current segment ever holds unsynced data; the new file's directory entry
+    /// is fsynced before it is used.
+    pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), JournalError> {
+        let Some(old) = &self.file else { return Ok(()) };
+        fault::inject(Fault::Sync)
+            .and_then(|()| old.sync_data())
+            .at(&self.path)?;
+        Counters::bump(&counters.fsyncs);
+        let number = self.next_number()?;
+        let path = files::segment_path(&self.dir, &self.queue, number);
+        let file = segment::create(
+            &path,
+            Header {
+                snapshot: false,
+                segment: number,
+            },
+        )?;
+        files::sync_dir(&self.dir)?;
+        tracing::debug!(queue = %self.queue, segment = number, "journal: rotated");
+        self.install(file, number, path, HEADER_LEN, counters);
+        Counters::bump(&counters.segments);
+        Counters::bump(&counters.rotations);
+        Ok(())
+    }
+
+    /// Replaces every segment with a snapshot segment holding `live`: temp file, fsync,
+    /// rename, directory fsync, delete older segments, directory fsync. A crash at any step
+    /// replays either the old segments or the snapshot, which supersedes them.
+    pub(crate) fn rewrite(
+        &mut self,
+        live: &[Record],
+        counters: &Counters,
+    ) -> Result<(), JournalError> {
+        let number = self.next_number()?;
+        let temp = files::temp_path(&self.dir, &self.queue, number);
+        let (file, len) = write_snapshot(&temp, number, live)?;
+        Counters::bump(&counters.fsyncs);
+        let path = files::segment_path(&self.dir, &self.queue, number);
+        fault::inject(Fault::Rename)
+            .and_then(|()| fs::rename(&temp, &path))
+            .at(&temp)?;
+        files::sync_dir(&self.dir)?;
+        for (old, old_path) in files::queue_files(&self.dir, &self.queue)?.segments {
+            if old < number {
+                fault::inject(Fault::RemoveOld).at(&old_path)?;
+                files::remove_file(&old_path)?;
+            }
+        }
+        files::sync_dir(&self.dir)?;
+        tracing::debug!(queue = %self.queue, segment = number, records = live.len(), bytes = len, "journal: rewritten");
+        self.install(file, number, path, len, counters);
+        counters.segments.store(1, Relaxed);
+        Counters::bump(&counters.rewrites);
+        Ok(())
+    }
+
+    /// Removes every file of the journal; later writes are dropped.
+    pub(crate) fn delete(&mut self, counters: &Counters) -> Result<(), JournalError> {
+        self.file = None;
+        let queue_files = files::queue_files(&self.dir, &self.queue)?;
+        for path in queue_files
+            .segments
+            .iter()
+            .map(|(_, path)| path)
+            .chain(&queue_files.temps)
+        {
+            files::remove_file(path)?;
+        }
+        files::sync_dir(&self.dir)?;
+        self.len = 0;
+        counters.segments.store(0, Relaxed);
+        counters.current_segment_bytes.store(0, Relaxed);
+        Ok(())
+    }
+
+    /// The number after the current segment's (which, coming from a file name, may be
+    /// `u64::MAX`).
+    fn next_number(&self) -> Result<u64, JournalError> {
+        self.number.checked_add(1).ok_or_else(|| JournalError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("segment numbers exhausted"),
+        })
+    }
+
+    fn install(&mut self, file: File, number: u64, path: PathBuf, len: u64, counters: &Counters) {
+        self.file = Some(Arc::new(file));
+        self.number = number;
+        self.path = path;
+        self.len = len;
+        counters.current_segment_bytes.store(len, Relaxed);
+    }
+}
+
+/// Writes a snapshot segment to `temp` and fsyncs it; returns the open file and its length.
+fn write_snapshot(temp: &Path, number: u64, live: &[Record]) -> Result<(File, u64), JournalError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .at(temp)?;
+    let mut buf = Vec::with_capacity(SNAPSHOT_CHUNK);
+    buf.extend_from_slice(
+        &Header {
+            snapshot: true,
+            segment: number,
+        }
+        .encode(),
+    );
+    let mut len = 0;
+    for record in live {
+        record.encode_into(&mut buf);
+        if buf.len() >= SNAPSHOT_CHUNK {
+            len += write_chunk(&file, temp, &mut buf)?;
+        }
+    }
+    len += write_chunk(&file, temp, &mut buf)?;
+    fault::inject(Fault::Sync)
+        .and_then(|()| file.sync_all())
+        .at(temp)?;
+    Ok((file, len))
+}
+
+/// Writes and empties `buf`; returns how many bytes it held.
+fn write_chunk(mut file: &File, path: &Path, buf: &mut Vec<u8>) -> Result<u64, JournalError> {
+    fault::inject(Fault::Write)
+        .and_then(|()| file.write_all(buf))
+        .at(path)?;
+    let written = buf.len() as u64;
+    buf.clear();
+    Ok(written)
+}

@@ -1,0 +1,344 @@
+//! Replay of damaged journals: torn tails are truncated, damage in the middle is refused
+//! unless salvaging, headers are checked, and nothing panics.
+
+use std::fs;
+use std::path::Path;
+
+use lanner_journal::{Journal, JournalError, JournalOptions, Record, Truncation};
+
+use crate::common::*;
+
+/// A one-segment journal holding `mixed_records()`; returns its bytes.
+fn reference_journal() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), JournalOptions::default());
+    write_all(&journal, &mixed_records());
+    fs::read(segment(dir.path(), 1)).unwrap()
+}
+
+/// Writes `bytes` as segment 1 of a fresh directory.
+fn dir_with(bytes: &[u8]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(segment(dir.path(), 1), bytes).unwrap();
+    dir
+}
+
+fn file_len(path: &Path) -> u64 {
+    fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn a_cut_at_every_offset_keeps_exactly_the_whole_records_before_it() {
+    let bytes = reference_journal();
+    let records = mixed_records();
+    let bounds = boundaries(&records);
+    assert_eq!(*bounds.last().unwrap(), bytes.len() as u64);
+    for cut in 0..=bytes.len() as u64 {
+        let dir = dir_with(&bytes[..cut as usize]);
+        let path = segment(dir.path(), 1);
+        let (journal, replay) = open(dir.path(), JournalOptions::default());
+        let whole = bounds
+            .iter()
+            .filter(|&&b| b <= cut)
+            .count()
+            .saturating_sub(1);
+        assert_eq!(replay.records, records[..whole], "cut {cut}");
+        let expected = if cut < HEADER_LEN {
+            // A torn header: the file is replaced by a fresh segment.
+            vec![Truncation {
+                file: path.clone(),
+                offset: 0,
+                dropped_bytes: cut,
+            }]
+        } else if bounds.contains(&cut) {
+            vec![]
+        } else {
+            vec![Truncation {
+                file: path.clone(),
+                offset: bounds[whole],
+                dropped_bytes: cut - bounds[whole],
+            }]
+        };
+        assert_eq!(replay.truncations, expected, "cut {cut}");
+        assert_eq!(file_len(&path), bounds[whole], "cut {cut}");
+
+        // The repaired journal takes new records and replays cleanly.
+        write_all(&journal, &[add(99)]);
+        drop(journal);
+        let (_, replay) = open(dir.path(), JournalOptions::default());
+        assert_eq!(
+            replay.records,
+            [&records[..whole], &[add(99)]].concat(),
+            "cut {cut}"
+        );
+        assert!(replay.truncations.is_empty());
+    }
+}
+
+#[test]
+fn a_bit_flip_in_any_record_is_a_torn_tail_or_corruption() {
+    let bytes = reference_journal();
+    let records = mixed_records();
+    let bounds = boundaries(&records);
+    for pos in HEADER_LEN as usize..bytes.len() {
+        let mut damaged = bytes.clone();
+        damaged[pos] ^= 1 << (pos % 8);
+        let hit = bounds.iter().rposition(|&b| b <= pos as u64).unwrap();
+        let offset = bounds[hit];
+
+        let dir = dir_with(&damaged);
+        let result = Journal::open(dir.path(), "q", JournalOptions::default());
+        if hit + 1 == records.len() {
+            let (_, replay) = result.unwrap();
+            assert_eq!(replay.records, records[..hit], "byte {pos}");
+            assert_eq!(replay.truncations[0].offset, offset);
+        } else {
+            match result {
+                Err(JournalError::Corrupt {
+                    path, offset: at, ..
+                }) => {
+                    assert_eq!((path, at), (segment(dir.path(), 1), offset), "byte {pos}");
+                }
+                other => panic!("byte {pos}: expected Corrupt, got {other:?}"),
+            }
+            assert_eq!(
+                fs::read(segment(dir.path(), 1)).unwrap(),
+                damaged,
+                "refusing changes nothing"
+            );
+        }
+
+        let dir = dir_with(&damaged);
+        let (_, replay) = open(dir.path(), salvage());
+        assert_eq!(replay.records, records[..hit], "salvage, byte {pos}");
+        assert_eq!(replay.truncations.len(), 1);
+        assert_eq!(file_len(&segment(dir.path(), 1)), offset);
+    }
+}
+
+#[test]
+fn zero_filled_garbage_after_the_last_record_is_a_torn_tail() {
+    let mut bytes = reference_journal();
+    let end = bytes.len() as u64;
+    bytes.extend_from_slice(&[0; 4096]);
+    let dir = dir_with(&bytes);
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, mixed_records());
+    assert_eq!(replay.truncations[0].offset, end);
+    assert_eq!(replay.truncations[0].dropped_bytes, 4096);
+}
+
+#[test]
+fn a_huge_length_field_is_rejected_without_allocating() {
+    let mut bytes = reference_journal();
+    let bounds = boundaries(&mixed_records());
+    // Tail: a frame claiming ~4 GiB, then a few bytes.
+    let mut tail = bytes.clone();
+    tail.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    tail.extend_from_slice(&[0xAB; 12]);
+    let dir = dir_with(&tail);
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, mixed_records());
+    assert_eq!(replay.truncations[0].dropped_bytes, 16);
+
+    // Middle: the length field of the second record.
+    let at = bounds[1] as usize;
+    bytes[at..at + 4].copy_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+    let dir = dir_with(&bytes);
+    match Journal::open(dir.path(), "q", JournalOptions::default()) {
+        Err(JournalError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, bounds[1]);
+            assert!(reason.contains("exceeds the maximum"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_record_over_max_record_size_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), JournalOptions::default());
+    write_all(&journal, &[add(1), add(2)]);
+    drop(journal);
+    let small = JournalOptions {
+        max_record_size: 8,
+        ..JournalOptions::default()
+    };
+    let err = Journal::open(dir.path(), "q", small).err().unwrap();
+    assert!(err.to_string().contains("exceeds the maximum 8"), "{err}");
+}
+
+/// Three segments of two records each.
+fn three_segments(dir: &Path) -> Vec<Record> {
+    let (journal, _) = open(dir, opts(HEADER_LEN + 1));
+    let records: Vec<Record> = (0..6).map(add).collect();
+    for pair in records.chunks(2) {
+        write_all(&journal, pair);
+    }
+    assert_eq!(names(dir).len(), 3);
+    records
+}
+
+#[test]
+fn damage_in_an_older_segment_is_corruption_even_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = three_segments(dir.path());
+    let first = segment(dir.path(), 1);
+    let len = file_len(&first);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+    let cut_at = len - add(1).encoded_len();
+    match Journal::open(dir.path(), "q", opts(HEADER_LEN + 1)) {
+        Err(JournalError::Corrupt { path, offset, .. }) => {
+            assert_eq!((path, offset), (first.clone(), cut_at))
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let (_, replay) = Journal::open(
+        dir.path(),
+        "q",
+        JournalOptions {
+            salvage: true,
+            ..opts(HEADER_LEN + 1)
+        },
+    )
+    .unwrap();
+    assert_eq!(replay.records, [&records[..1], &records[2..]].concat());
+    assert_eq!(
+        replay.truncations,
+        [Truncation {
+            file: first.clone(),
+            offset: cut_at,
+            dropped_bytes: len - 3 - cut_at
+        }]
+    );
+    assert_eq!(file_len(&first), cut_at);
+}
+
+#[test]
+fn a_torn_newest_header_does_not_prevent_startup() {
+    for torn in [&b""[..], b"LNR", &[0; HEADER_LEN as usize], &[0; 64]] {
+        let dir = tempfile::tempdir().unwrap();
+        let records = three_segments(dir.path());
+        fs::write(segment(dir.path(), 4), torn).unwrap();
+        let (journal, replay) = open(dir.path(), JournalOptions::default());
+        assert_eq!(replay.records, records);
+        assert_eq!(replay.truncations.len(), 1);
+        assert!(!segment(dir.path(), 4).exists());
+        // Appends go on in segment 3.
+        write_all(&journal, &[add(9)]);
+        assert_eq!(names(dir.path()).len(), 3);
+    }
+}
+
+#[test]
+fn a_damaged_older_header_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = three_segments(dir.path());
+    let second = segment(dir.path(), 2);
+    let mut bytes = fs::read(&second).unwrap();
+    bytes[0] = b'X';
+    fs::write(&second, &bytes).unwrap();
+    match Journal::open(dir.path(), "q", JournalOptions::default()) {
+        Err(JournalError::Corrupt {
+            path,
+            offset: 0,
+            reason,
+        }) => {
+            assert_eq!(path, second);
+            assert!(reason.contains("magic"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let (_, replay) = open(dir.path(), salvage());
+    assert_eq!(replay.records, [&records[..2], &records[4..]].concat());
+    assert!(!second.exists());
+}
+
+#[test]
+fn a_header_naming_another_segment_is_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    three_segments(dir.path());
+    fs::rename(segment(dir.path(), 2), segment(dir.path(), 7)).unwrap();
+    let err = Journal::open(dir.path(), "q", JournalOptions::default())
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("names segment 2"), "{err}");
+}
+
+#[test]
+fn an_unknown_version_is_refused_even_when_salvaging() {
+    let mut bytes = reference_journal();
+    bytes[4] = 2;
+    for options in [JournalOptions::default(), salvage()] {
+        let dir = dir_with(&bytes);
+        match Journal::open(dir.path(), "q", options) {
+            Err(JournalError::Version { path, version: 2 }) => {
+                assert_eq!(path, segment(dir.path(), 1))
+            }
+            other => panic!("expected Version, got {other:?}"),
+        }
+        assert_eq!(fs::read(segment(dir.path(), 1)).unwrap(), bytes);
+    }
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let header = &reference_journal()[..HEADER_LEN as usize];
+    for _ in 0..200 {
+        let len = (next() % 300) as usize;
+        let mut bytes = header.to_vec();
+        bytes.extend((0..len).map(|_| (next() % 4) as u8));
+        for options in [JournalOptions::default(), salvage()] {
+            let dir = dir_with(&bytes);
+            if let Ok((_, replay)) = Journal::open(dir.path(), "q", options) {
+                assert_eq!(file_len(&segment(dir.path(), 1)), replay.bytes);
+            }
+        }
+    }
+}
+
+/// The scan for an intact record after the damage must stay linear in the bytes left: random
+/// data yields many plausible length fields, and checksumming each would take hours.
+#[test]
+fn a_torn_huge_record_of_random_bytes_is_truncated_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), JournalOptions::default());
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let data: Vec<u8> = (0..8 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let big = Record::Add {
+        add_time_ms: 0,
+        expiry_ms: 0,
+        data: data.into(),
+    };
+    write_all(&journal, &[add(1), big]);
+    drop(journal);
+    let path = segment(dir.path(), 1);
+    let torn_at = file_len(&path) - (4 << 20);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(torn_at)
+        .unwrap();
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, [add(1)]);
+}
