@@ -1,0 +1,20 @@
+//! Kestrel's queue semantics over lanner's journal: FIFO queues created on first reference,
+//! reliable reads (open, confirm, abort), blocking-read waiters woken oldest first, memcache
+//! expiry, and compaction that keeps each journal within a small multiple of its live data.
+//!
+//! Synchronous except for [`Queue::take_blocking`]; time comes from an injectable [`Clock`].
+
+mod clock;
+mod collection;
+mod error;
+mod item;
+mod queue;
+mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use collection::{OptionsResolver, QueueCollection, RecoveredQueue};
+pub use error::QueueError;
+pub use item::{Item, NEVER, expiry_from_exptime};
+pub use lanner_journal::Seq;
+pub use queue::{Queue, QueueOptions, QueueStats, SyncPolicy, TakeMode, TakeOutcome, Taken};
+pub use state::Counters;
