@@ -1,0 +1,56 @@
+//! Command-line flags; they override the configuration file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::config::Config;
+
+/// lanner: a durable message-queue server speaking Kestrel's memcache protocol.
+#[derive(Debug, Parser)]
+#[command(name = "lanner", version, about)]
+pub struct Args {
+    /// Address for the memcache protocol [default: 127.0.0.1:22133]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Directory holding the journals [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML configuration file (see config/lanner.toml); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log line format on stderr
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Truncate a journal damaged in the middle at the bad record instead of refusing to start
+    #[arg(long)]
+    pub salvage: bool,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Args {
+    /// The configuration: the file's (or the embedded defaults), then the flags on top.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(listen) = self.listen {
+            config.server.listen = listen;
+        }
+        if let Some(data_dir) = &self.data_dir {
+            config.server.data_dir.clone_from(data_dir);
+        }
+        config.server.salvage |= self.salvage;
+        Ok(config)
+    }
+}

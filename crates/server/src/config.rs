@@ -1,0 +1,295 @@
+//! The server's configuration, read from one TOML file (see `config/lanner.toml`, which documents
+//! every key with its default).
+//!
+//! Keys are snake_case and every table rejects keys it does not know, so a typo stops startup
+//! instead of being ignored. Sizes and durations are written in human units (`"64KiB"`, `"100ms"`).
+//!
+//! Queue settings are layered as in Kestrel 2.3.4+: built-in defaults, then the `[default]` table,
+//! then `[queues.<master>]` for a fanout child `master+child`, then `[queues.<name>]`. Only the
+//! keys written in a table override its parent, which is why [`QueueOverrides`] holds `Option`s.
+//! [`Config::queue_settings`] does the resolution.
+
+mod units;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Built-in fsync interval of a queue: Kestrel's shipped production configuration.
+const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// Built-in journal segment size of a queue (Kestrel's `defaultJournalSize`).
+const DEFAULT_JOURNAL_SEGMENT_SIZE: u64 = 16 << 20;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `[server]`: settings that need a restart to change.
+    pub server: ServerConfig,
+    /// `[default]`: queue settings every queue inherits. After loading, every field is `Some`
+    /// (keys the file leaves out hold the built-in defaults), so dumps show the effective values.
+    pub default: QueueOverrides,
+    /// `[queues.<name>]`: per-queue overrides, keyed by queue name (fanout children included).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub queues: BTreeMap<String, QueueOverrides>,
+    /// `[aliases.<name>]`: names that fan a `set` out to several queues.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub aliases: BTreeMap<String, AliasConfig>,
+}
+
+/// `[server]`: listener, data directory and protocol limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address of the memcache listener; loopback by default.
+    pub listen: SocketAddr,
+    /// Directory holding the journals; the server locks it exclusively.
+    #[serde(serialize_with = "units::lossy_path::serialize")]
+    pub data_dir: PathBuf,
+    /// Open (uncommitted) reads allowed per connection per queue; at least 1.
+    #[serde(deserialize_with = "units::at_least_one::deserialize")]
+    pub max_open_transactions: u32,
+    /// Longest request line in bytes; a longer one gets `CLIENT_ERROR line too long`.
+    #[serde(with = "units::size")]
+    pub max_line_length: u64,
+    /// Largest `set` payload in bytes that the protocol accepts at all.
+    #[serde(with = "units::size")]
+    pub max_request_size: u64,
+    /// How long a graceful shutdown waits for connections to finish.
+    #[serde(with = "units::duration")]
+    pub shutdown_timeout: Duration,
+    /// Truncate a journal at corruption in the middle of a file instead of refusing to start.
+    pub salvage: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 22133)),
+            data_dir: PathBuf::from("./data"),
+            max_open_transactions: 100,
+            max_line_length: 64 << 10,
+            max_request_size: 64 << 20,
+            shutdown_timeout: Duration::from_secs(5),
+            salvage: false,
+        }
+    }
+}
+
+/// `[aliases.<name>]`: a `set` to the alias adds the item to every destination queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AliasConfig {
+    /// The queues that receive each item; at least one, none of them an alias.
+    pub destination_queues: Vec<String>,
+}
+
+/// The queue settings written in one table.
+/// Every field is `Option`: only keys written in a table override the parent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueOverrides {
+    /// When the journal is fsynced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "units::sync_opt"
+    )]
+    pub sync: Option<SyncPolicy>,
+    /// Size in bytes at which the journal moves on to a new segment.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "units::size_opt"
+    )]
+    pub journal_segment_size: Option<u64>,
+}
+
+/// Fully resolved settings for one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// When the journal is fsynced.
+    pub sync: SyncPolicy,
+    /// Size in bytes at which the journal moves on to a new segment.
+    pub journal_segment_size: u64,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings {
+            sync: SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
+            journal_segment_size: DEFAULT_JOURNAL_SEGMENT_SIZE,
+        }
+    }
+}
+
+impl QueueSettings {
+    /// These settings with the keys written in `table` (if there is one) replacing them.
+    fn overridden_by(self, table: Option<&QueueOverrides>) -> QueueSettings {
+        let Some(table) = table else { return self };
+        QueueSettings {
+            sync: table.sync.unwrap_or(self.sync),
+            journal_segment_size: table
+                .journal_segment_size
+                .unwrap_or(self.journal_segment_size),
+        }
+    }
+}
+
+impl From<QueueSettings> for QueueOverrides {
+    fn from(settings: QueueSettings) -> Self {
+        QueueOverrides {
+            sync: Some(settings.sync),
+            journal_segment_size: Some(settings.journal_segment_size),
+        }
+    }
+}
+
+/// When a queue's journal is fsynced: `Always`, `Never` or `Interval(period)`, written in the
+/// file as `"always"`, `"never"` or a non-zero duration such as `"100ms"`.
+///
+/// This is the queue crate's own type, so resolved settings hand it over unchanged. Whatever the
+/// policy, a `set` is answered only after its record was written to the operating system; the
+/// policy decides what survives a power loss.
+pub use lanner_queue::SyncPolicy;
+
+/// Why a configuration could not be loaded. Every message names the file (or other origin).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML, or a key or value does not fit the layout (unknown keys
+    /// included; the message names the key, its line and column).
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file name, or whatever the text came from.
+        origin: String,
+        /// The parser's explanation.
+        message: String,
+    },
+    /// Well-formed, but inconsistent: a bad queue or alias name, or a bad alias destination.
+    #[error("{origin}: {message}")]
+    Invalid {
+        /// The file name, or whatever the text came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Default for Config {
+    /// The built-in configuration; `config/lanner.toml` documents exactly these values.
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            default: QueueSettings::default().into(),
+            queues: BTreeMap::new(),
+            aliases: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_str(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates configuration text; `origin` (usually the file name) prefixes errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: error.to_string().trim_end().to_owned(),
+        })?;
+        config.default = QueueSettings::default()
+            .overridden_by(Some(&config.default))
+            .into();
+        config.validate().map_err(|message| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// The effective settings of `queue`: built-in defaults <- `[default]` <- `[queues.<master>]`
+    /// (for a fanout child `a+b` the master is `a`, the text before the first `+`) <-
+    /// `[queues.<queue>]`.
+    pub fn queue_settings(&self, queue: &str) -> QueueSettings {
+        let master = queue.split_once('+').map_or(queue, |(master, _)| master);
+        let mut settings = QueueSettings::default()
+            .overridden_by(Some(&self.default))
+            .overridden_by(self.queues.get(master));
+        if master != queue {
+            settings = settings.overridden_by(self.queues.get(queue));
+        }
+        settings
+    }
+
+    /// Renders the configuration as TOML (for `dump_config`), sizes and durations in human units.
+    /// The text loads back into an equal `Config`.
+    pub fn to_toml_string(&self) -> String {
+        // Every field maps to a TOML string, integer, boolean or table with string keys, and
+        // `data_dir` is rendered lossily, so serialisation has no way to fail.
+        toml::to_string(self).expect("a Config always serialises to TOML")
+    }
+
+    /// Checks what serde cannot: queue and alias names, and alias destinations.
+    fn validate(&self) -> Result<(), String> {
+        for name in self.queues.keys() {
+            check_name(&format!("[queues.{name:?}]"), "queue", name)?;
+        }
+        for (name, alias) in &self.aliases {
+            self.check_alias(&format!("[aliases.{name:?}]"), name, alias)?;
+        }
+        Ok(())
+    }
+
+    /// An alias needs a valid name and at least one destination, and each destination must be a
+    /// queue, not an alias (itself included): aliases do not chain.
+    fn check_alias(&self, table: &str, name: &str, alias: &AliasConfig) -> Result<(), String> {
+        check_name(table, "alias", name)?;
+        if alias.destination_queues.is_empty() {
+            return Err(format!("{table}: destination_queues is empty"));
+        }
+        for destination in &alias.destination_queues {
+            check_name(table, "destination queue", destination)?;
+            if destination == name {
+                return Err(format!("{table}: the alias names itself as a destination"));
+            }
+            if self.aliases.contains_key(destination) {
+                return Err(format!(
+                    "{table}: destination {destination:?} is an alias, not a queue"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rejects a name that a client could not use as a queue name either; `table` locates it.
+fn check_name(table: &str, what: &str, name: &str) -> Result<(), String> {
+    if lanner_proto::validate_queue_name(name) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{table}: invalid {what} name {name:?}: a name is 1 to 200 bytes without '/', '~', \
+             '.', spaces or control characters, and does not start with '+'"
+        ))
+    }
+}

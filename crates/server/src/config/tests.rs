@@ -1,0 +1,394 @@
+use std::io::Write;
+
+use super::*;
+
+/// The shipped, fully commented configuration file.
+const SHIPPED: &str = include_str!("../../../../config/lanner.toml");
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, "test.toml")
+}
+
+fn interval(millis: u64) -> SyncPolicy {
+    SyncPolicy::Interval(Duration::from_millis(millis))
+}
+
+fn overrides(sync: Option<SyncPolicy>, journal_segment_size: Option<u64>) -> QueueOverrides {
+    QueueOverrides {
+        sync,
+        journal_segment_size,
+    }
+}
+
+/// The error message of `text`, asserting that it is a parse error.
+fn parse_error(text: &str) -> String {
+    match parse(text) {
+        Err(error @ ConfigError::Parse { .. }) => error.to_string(),
+        other => panic!("expected a parse error for {text:?}, got {other:?}"),
+    }
+}
+
+/// The error message of `text`, asserting that it is a validation error.
+fn invalid_error(text: &str) -> String {
+    match parse(text) {
+        Err(error @ ConfigError::Invalid { .. }) => error.to_string(),
+        other => panic!("expected a validation error for {text:?}, got {other:?}"),
+    }
+}
+
+#[test]
+fn defaults_are_the_documented_values() {
+    let config = Config::default();
+    let server = &config.server;
+    assert_eq!(server.listen, "127.0.0.1:22133".parse().unwrap());
+    assert_eq!(server.data_dir, PathBuf::from("./data"));
+    assert_eq!(server.max_open_transactions, 100);
+    assert_eq!(server.max_line_length, 64 * 1024);
+    assert_eq!(server.max_request_size, 64 * 1024 * 1024);
+    assert_eq!(server.shutdown_timeout, Duration::from_secs(5));
+    assert!(!server.salvage);
+    assert_eq!(
+        config.default,
+        overrides(Some(interval(100)), Some(16 * 1024 * 1024))
+    );
+    assert!(config.queues.is_empty() && config.aliases.is_empty());
+    assert_eq!(
+        QueueSettings::default(),
+        QueueSettings {
+            sync: interval(100),
+            journal_segment_size: 16 * 1024 * 1024
+        }
+    );
+}
+
+#[test]
+fn shipped_file_equals_the_defaults() {
+    assert_eq!(
+        Config::from_toml_str(SHIPPED, "config/lanner.toml").unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn empty_file_and_partial_default_table_fill_in_built_in_defaults() {
+    assert_eq!(parse("").unwrap(), Config::default());
+    let config = parse("[default]\nsync = \"never\"\n").unwrap();
+    assert_eq!(
+        config.default,
+        overrides(Some(SyncPolicy::Never), Some(16 << 20))
+    );
+}
+
+#[test]
+fn every_key_parses() {
+    let config = parse(
+        r#"
+        [server]
+        listen = "0.0.0.0:2000"
+        data_dir = "/var/spool/lanner"
+        max_open_transactions = 7
+        max_line_length = "1KiB"
+        max_request_size = 1048576
+        shutdown_timeout = "1m 30s"
+        salvage = true
+
+        [default]
+        sync = "never"
+        journal_segment_size = "1GiB"
+
+        [queues.jobs]
+        sync = "always"
+        journal_segment_size = "64MB"
+
+        [aliases.all_jobs]
+        destination_queues = ["jobs", "jobs_backup"]
+        "#,
+    )
+    .unwrap();
+    let expected_server = ServerConfig {
+        listen: "0.0.0.0:2000".parse().unwrap(),
+        data_dir: PathBuf::from("/var/spool/lanner"),
+        max_open_transactions: 7,
+        max_line_length: 1024,
+        max_request_size: 1 << 20,
+        shutdown_timeout: Duration::from_secs(90),
+        salvage: true,
+    };
+    assert_eq!(config.server, expected_server);
+    assert_eq!(
+        config.default,
+        overrides(Some(SyncPolicy::Never), Some(1 << 30))
+    );
+    assert_eq!(
+        config.queues["jobs"],
+        overrides(Some(SyncPolicy::Always), Some(64_000_000))
+    );
+    assert_eq!(
+        config.aliases["all_jobs"].destination_queues,
+        ["jobs", "jobs_backup"]
+    );
+}
+
+#[test]
+fn bad_values_are_parse_errors_that_name_the_origin() {
+    let cases = [
+        ("[server]\nmax_line_length = \"64XB\"", "\"64XB\""),
+        ("[server]\nmax_request_size = 0", "greater than zero"),
+        ("[server]\nmax_request_size = -5", "-5"),
+        ("[server]\nshutdown_timeout = \"5\"", "\"5\""),
+        ("[server]\nshutdown_timeout = 5", "string"),
+        ("[server]\nmax_open_transactions = 0", "at least 1"),
+        ("[server]\nlisten = \"localhost\"", "listen"),
+        ("[default]\nsync = \"0ms\"", "\"always\""),
+        ("[default]\nsync = true", "sync"),
+        (
+            "[queues.jobs]\njournal_segment_size = \"0B\"",
+            "greater than zero",
+        ),
+        (
+            "[aliases.a]\ndestination_queues = \"jobs\"",
+            "destination_queues",
+        ),
+        ("[aliases.a]", "destination_queues"),
+    ];
+    for (text, expected) in cases {
+        let message = parse_error(text);
+        assert!(message.starts_with("test.toml: "), "{message}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_in_every_table() {
+    let cases = [
+        ("bogus_top = 1", "bogus_top"),
+        ("[server]\nlisten_port = 22133", "listen_port"),
+        ("[default]\nmax_items = 5", "max_items"),
+        ("[queues.jobs]\nsync_journal = \"1s\"", "sync_journal"),
+        ("[queues.\"jobs+audit\"]\nfanout_only = true", "fanout_only"),
+        (
+            "[aliases.all]\ndestination_queues = [\"a\"]\ndestinations = [\"b\"]",
+            "destinations",
+        ),
+        ("[server]\nmax-line-length = \"1KiB\"", "max-line-length"),
+    ];
+    for (text, key) in cases {
+        let message = parse_error(text);
+        assert!(message.contains("test.toml"), "{message}");
+        assert!(message.contains(&format!("`{key}`")), "{text}: {message}");
+    }
+}
+
+#[test]
+fn load_names_the_file_in_errors() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[server]\nlisten_addr = \"127.0.0.1:1\"\n")
+        .unwrap();
+    let message = Config::load(file.path()).unwrap_err().to_string();
+    assert!(
+        message.contains(&file.path().display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("listen_addr"), "{message}");
+
+    let missing = file.path().with_extension("missing");
+    let error = Config::load(&missing).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains(&missing.display().to_string()),
+        "{error}"
+    );
+}
+
+#[test]
+fn load_reads_a_file() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"[queues.jobs]\nsync = \"always\"\n")
+        .unwrap();
+    let config = Config::load(file.path()).unwrap();
+    assert_eq!(config.queue_settings("jobs").sync, SyncPolicy::Always);
+}
+
+#[test]
+fn queues_inherit_default_then_their_own_table() {
+    let config = parse(
+        "[default]\nsync = \"250ms\"\njournal_segment_size = \"1MiB\"\n\
+         [queues.jobs]\nsync = \"always\"\n",
+    )
+    .unwrap();
+    let jobs = config.queue_settings("jobs");
+    assert_eq!(
+        jobs,
+        QueueSettings {
+            sync: SyncPolicy::Always,
+            journal_segment_size: 1 << 20
+        }
+    );
+    let other = config.queue_settings("other");
+    assert_eq!(
+        other,
+        QueueSettings {
+            sync: interval(250),
+            journal_segment_size: 1 << 20
+        }
+    );
+}
+
+#[test]
+fn queues_without_any_table_get_the_built_in_defaults() {
+    assert_eq!(
+        Config::default().queue_settings("anything"),
+        QueueSettings::default()
+    );
+}
+
+#[test]
+fn fanout_children_inherit_their_master_then_their_own_table() {
+    let config = parse(
+        "[default]\njournal_segment_size = \"1MiB\"\n\
+         [queues.jobs]\nsync = \"always\"\njournal_segment_size = \"2MiB\"\n\
+         [queues.\"jobs+audit\"]\njournal_segment_size = \"3MiB\"\n",
+    )
+    .unwrap();
+    let audit = config.queue_settings("jobs+audit");
+    assert_eq!(
+        audit,
+        QueueSettings {
+            sync: SyncPolicy::Always,
+            journal_segment_size: 3 << 20
+        }
+    );
+    let plain = config.queue_settings("jobs+plain");
+    assert_eq!(
+        plain,
+        QueueSettings {
+            sync: SyncPolicy::Always,
+            journal_segment_size: 2 << 20
+        }
+    );
+    // The master is the text before the first '+'.
+    let nested = config.queue_settings("jobs+x+y");
+    assert_eq!(nested, plain);
+    // A child of a master without a table inherits [default] only.
+    let orphan = config.queue_settings("other+child");
+    assert_eq!(
+        orphan,
+        QueueSettings {
+            sync: interval(100),
+            journal_segment_size: 1 << 20
+        }
+    );
+}
+
+#[test]
+fn a_child_table_does_not_leak_into_its_master() {
+    let config = parse("[queues.\"jobs+audit\"]\nsync = \"never\"\n").unwrap();
+    assert_eq!(config.queue_settings("jobs"), QueueSettings::default());
+    assert_eq!(config.queue_settings("jobs+audit").sync, SyncPolicy::Never);
+}
+
+#[test]
+fn invalid_queue_table_names_are_rejected() {
+    for name in ["a/b", "a.b", "a~b", "a b", "+child", ""] {
+        let message = invalid_error(&format!("[queues.{name:?}]\nsync = \"never\"\n"));
+        assert!(message.starts_with("test.toml: "), "{message}");
+        assert!(message.contains(&format!("{name:?}")), "{name}: {message}");
+    }
+    let long = "q".repeat(201);
+    invalid_error(&format!("[queues.{long}]\n"));
+}
+
+#[test]
+fn aliases_must_name_valid_queues_that_are_not_aliases() {
+    let cases = [
+        (
+            "[aliases.\"bad/name\"]\ndestination_queues = [\"jobs\"]",
+            "\"bad/name\"",
+        ),
+        ("[aliases.all]\ndestination_queues = []", "empty"),
+        ("[aliases.all]\ndestination_queues = [\"a.b\"]", "\"a.b\""),
+        (
+            "[aliases.all]\ndestination_queues = [\"jobs\", \"all\"]",
+            "itself",
+        ),
+        (
+            "[aliases.all]\ndestination_queues = [\"other\"]\n\
+             [aliases.other]\ndestination_queues = [\"jobs\"]",
+            "is an alias",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = invalid_error(text);
+        assert!(message.starts_with("test.toml: "), "{message}");
+        assert!(message.contains(expected), "{text}: {message}");
+    }
+}
+
+#[test]
+fn aliases_may_name_fanout_children() {
+    let config = parse("[aliases.all]\ndestination_queues = [\"jobs\", \"jobs+audit\"]").unwrap();
+    assert_eq!(
+        config.aliases["all"].destination_queues,
+        ["jobs", "jobs+audit"]
+    );
+}
+
+#[test]
+fn rendering_round_trips_with_human_units() {
+    let text = r#"
+        [server]
+        listen = "[::1]:2000"
+        data_dir = "/srv/lanner data"
+        max_open_transactions = 3
+        max_line_length = 1001
+        max_request_size = "64MB"
+        shutdown_timeout = "1m 30s"
+        salvage = true
+
+        [default]
+        sync = "always"
+
+        [queues.jobs]
+        journal_segment_size = "1GiB"
+
+        [queues."jobs+audit"]
+        sync = "250ms"
+
+        [queues.empty]
+
+        [aliases.all_jobs]
+        destination_queues = ["jobs", "jobs+audit"]
+        "#;
+    let config = parse(text).unwrap();
+    let rendered = config.to_toml_string();
+    for expected in [
+        "\"1001B\"",
+        "\"64MB\"",
+        "\"1m 30s\"",
+        "\"16MiB\"",
+        "\"1GiB\"",
+        "\"250ms\"",
+    ] {
+        assert!(
+            rendered.contains(expected),
+            "{expected} missing from:\n{rendered}"
+        );
+    }
+    assert_eq!(parse(&rendered).unwrap(), config, "rendered:\n{rendered}");
+}
+
+#[test]
+fn defaults_render_completely_and_round_trip() {
+    let rendered = Config::default().to_toml_string();
+    for key in [
+        "listen",
+        "data_dir",
+        "max_open_transactions",
+        "salvage",
+        "sync",
+        "journal_segment",
+    ] {
+        assert!(rendered.contains(key), "{key} missing from:\n{rendered}");
+    }
+    assert_eq!(parse(&rendered).unwrap(), Config::default());
+}

@@ -1,0 +1,13 @@
+//! The lanner server: the network side (listener, connections, signals), configuration and
+//! stats, around the queue store. Data flows socket -> codec (lanner-proto) -> session
+//! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
+
+pub mod cli;
+pub mod config;
+mod connection;
+mod output;
+pub mod server;
+mod session;
+mod shared;
+mod stats;
+mod syncer;

@@ -1,0 +1,177 @@
+//! The replies of one batch of pipelined requests, held back until the journal records they
+//! depend on are committed (Part 0 #9: `STORED` only after the record reached the OS).
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use lanner_proto::Response;
+use lanner_queue::{Queue, Seq};
+use tracing::error;
+
+/// A reply that must not leave before its queue's journal reached `seq`.
+struct Dependent {
+    start: usize,
+    end: usize,
+    queue: usize,
+}
+
+/// Replies waiting to be written, and the journal positions they need.
+#[derive(Default)]
+pub struct Output {
+    buf: BytesMut,
+    dependents: Vec<Dependent>,
+    /// Each queue touched by the batch with the highest position to commit.
+    commits: Vec<(Arc<Queue>, Seq)>,
+}
+
+impl Output {
+    /// Appends a reply that depends on nothing.
+    pub fn push(&mut self, response: &Response) {
+        response.encode(&mut self.buf);
+    }
+
+    /// Appends a reply that may only be sent once `queue`'s journal has committed `seq`.
+    pub fn push_after_commit(&mut self, response: &Response, queue: &Arc<Queue>, seq: Seq) {
+        if seq == 0 {
+            return self.push(response);
+        }
+        let start = self.buf.len();
+        response.encode(&mut self.buf);
+        let queue = self.note_commit(queue, seq);
+        self.dependents.push(Dependent {
+            start,
+            end: self.buf.len(),
+            queue,
+        });
+    }
+
+    /// Appends a reply that may only be sent once every listed commit succeeded.
+    pub fn push_after_commits(&mut self, response: &Response, commits: &[(Arc<Queue>, Seq)]) {
+        let start = self.buf.len();
+        response.encode(&mut self.buf);
+        let end = self.buf.len();
+        for (queue, seq) in commits.iter().filter(|(_, seq)| *seq != 0) {
+            let queue = self.note_commit(queue, *seq);
+            self.dependents.push(Dependent { start, end, queue });
+        }
+    }
+
+    /// Records journal work to commit with the batch whose reply does not wait for it (aborts).
+    pub fn commit_later(&mut self, queue: &Arc<Queue>, seq: Seq) {
+        if seq != 0 {
+            self.note_commit(queue, seq);
+        }
+    }
+
+    /// True when nothing waits to be committed or written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty() && self.commits.is_empty()
+    }
+
+    /// The queues to commit, each with the highest position the batch needs.
+    pub fn commits(&self) -> &[(Arc<Queue>, Seq)] {
+        &self.commits
+    }
+
+    /// Finishes the batch after its commits ran: `failed[i]` tells whether commit `i` failed.
+    /// Replies that depended on a failed commit become `SERVER_ERROR`, so nothing is acknowledged
+    /// that did not reach the journal. Returns the bytes to write; call [`Output::clear`] after.
+    pub fn finish(&mut self, failed: &[bool]) -> &[u8] {
+        self.commits.clear();
+        let dependents = std::mem::take(&mut self.dependents);
+        if failed.contains(&true) {
+            self.replace_failed(&dependents, failed);
+        }
+        &self.buf
+    }
+
+    /// Forgets the written replies, keeping the buffer's capacity for the next batch.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+    }
+
+    fn replace_failed(&mut self, dependents: &[Dependent], failed: &[bool]) {
+        let original = self.buf.split().freeze();
+        let mut copied = 0;
+        // A reply that depends on several commits is listed once per commit; replace it once.
+        for dependent in dependents.iter().filter(|d| failed[d.queue]) {
+            if dependent.start < copied {
+                continue;
+            }
+            self.buf
+                .extend_from_slice(&original[copied..dependent.start]);
+            Response::ServerError("journal write failed".into()).encode(&mut self.buf);
+            copied = dependent.end;
+        }
+        self.buf.extend_from_slice(&original[copied..]);
+        error!("journal commit failed; the affected replies were answered SERVER_ERROR");
+    }
+
+    fn note_commit(&mut self, queue: &Arc<Queue>, seq: Seq) -> usize {
+        if let Some(index) = self
+            .commits
+            .iter()
+            .position(|(known, _)| Arc::ptr_eq(known, queue))
+        {
+            let entry = &mut self.commits[index].1;
+            *entry = (*entry).max(seq);
+            return index;
+        }
+        self.commits.push((Arc::clone(queue), seq));
+        self.commits.len() - 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies_of_failed_commits_become_server_errors() {
+        let mut output = Output::default();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queues, _) = test_queues(dir.path());
+        let (a, b) = (
+            queues.get_or_create("a").expect("a"),
+            queues.get_or_create("b").expect("b"),
+        );
+        output.push(&Response::End);
+        output.push_after_commit(&Response::Stored, &a, 1);
+        output.push_after_commit(&Response::Stored, &b, 1);
+        output.push_after_commits(
+            &Response::FlushedAll,
+            &[(Arc::clone(&a), 2), (Arc::clone(&b), 2)],
+        );
+        assert_eq!(output.commits().len(), 2);
+        let written = output.finish(&[false, true]);
+        assert_eq!(
+            written,
+            b"END\r\nSTORED\r\nSERVER_ERROR journal write failed\r\nSERVER_ERROR journal write failed\r\n"
+        );
+    }
+
+    fn test_queues(
+        dir: &std::path::Path,
+    ) -> (
+        lanner_queue::QueueCollection,
+        Vec<lanner_queue::RecoveredQueue>,
+    ) {
+        let clock = Arc::new(lanner_queue::SystemClock);
+        lanner_queue::QueueCollection::open(
+            dir,
+            Box::new(|_| lanner_queue::QueueOptions::default()),
+            clock,
+        )
+        .expect("open collection")
+    }
+
+    #[test]
+    fn independent_replies_pass_through() {
+        let mut output = Output::default();
+        output.push(&Response::End);
+        output.push(&Response::Deleted);
+        assert_eq!(output.finish(&[]), b"END\r\nDELETED\r\n");
+        output.clear();
+        assert!(output.is_empty());
+    }
+}

@@ -1,0 +1,162 @@
+//! Starting and stopping a server: recovery, the listener, signals, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use lanner_journal::JournalOptions;
+use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::connection;
+use crate::shared::Shared;
+use crate::stats::ServerStats;
+use crate::syncer::Syncer;
+
+/// Recovers every queue, then serves until a signal or the `shutdown` command. Returns once
+/// connections have finished (or `shutdown_timeout` passed) and every journal is fsynced.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let shared = Arc::new(recover(config)?);
+    let listener = TcpListener::bind(shared.config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", shared.config.server.listen))?;
+    let address = listener.local_addr()?;
+    info!(%address, "lanner listening on {address}");
+    let syncer = Syncer::start(Arc::clone(&shared))?;
+    let connections = TaskTracker::new();
+    tokio::spawn(stop_on_signal(shared.shutdown.clone()));
+    accept_until_shutdown(&listener, &shared, &connections).await;
+    drop(listener);
+    drain(&shared, &connections).await;
+    syncer.stop();
+    shared
+        .queues
+        .sync_all()
+        .context("final journal sync failed")?;
+    info!("lanner stopped; journals flushed and fsynced");
+    Ok(())
+}
+
+/// Locks the data directory and replays every journal before anything listens.
+fn recover(config: Config) -> anyhow::Result<Shared> {
+    let started = Instant::now();
+    let data_dir = config.server.data_dir.clone();
+    let resolver_config = config.clone();
+    let resolve = Box::new(move |name: &str| queue_options(&resolver_config, name));
+    let (queues, recovered) = QueueCollection::open(&data_dir, resolve, Arc::new(SystemClock))
+        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    log_recovery(&recovered, started.elapsed());
+    let limits = lanner_proto::Limits {
+        max_line_len: usize::try_from(config.server.max_line_length).unwrap_or(usize::MAX),
+        max_item_size: usize::try_from(config.server.max_request_size).unwrap_or(usize::MAX),
+    };
+    Ok(Shared {
+        queues,
+        stats: ServerStats::default(),
+        config,
+        shutdown: CancellationToken::new(),
+        limits,
+    })
+}
+
+/// The queue crate's options for `name`, from the resolved configuration.
+fn queue_options(config: &Config, name: &str) -> QueueOptions {
+    let settings = config.queue_settings(name);
+    QueueOptions {
+        sync: settings.sync,
+        journal: JournalOptions {
+            segment_size: settings.journal_segment_size,
+            salvage: config.server.salvage,
+            ..JournalOptions::default()
+        },
+    }
+}
+
+fn log_recovery(recovered: &[RecoveredQueue], elapsed: Duration) {
+    for queue in recovered {
+        for cut in &queue.replay.truncations {
+            warn!(
+                queue = %queue.name, file = %cut.file.display(), offset = cut.offset, dropped_bytes = cut.dropped_bytes,
+                "journal truncated at a damaged record"
+            );
+        }
+        info!(queue = %queue.name, items = queue.items, bytes = queue.bytes, segments = queue.replay.segments, "recovered queue");
+    }
+    info!(
+        queues = recovered.len(),
+        elapsed_ms = elapsed.as_millis() as u64,
+        "recovery finished"
+    );
+}
+
+async fn accept_until_shutdown(
+    listener: &TcpListener,
+    shared: &Arc<Shared>,
+    connections: &TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.shutdown.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => spawn_connection(stream, peer, shared, connections),
+            // Running out of descriptors must not end the server; back off briefly instead.
+            Err(error) => {
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    connections: &TaskTracker,
+) {
+    if let Err(error) = stream.set_nodelay(true) {
+        warn!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    connections.spawn(connection::serve(stream, Arc::clone(shared)));
+}
+
+/// Lets connections finish the requests in flight and return their open reads, for at most
+/// `shutdown_timeout`.
+async fn drain(shared: &Shared, connections: &TaskTracker) {
+    connections.close();
+    let open = connections.len();
+    info!(connections = open, "shutting down: draining connections");
+    if tokio::time::timeout(shared.config.server.shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
+        warn!(
+            remaining = connections.len(),
+            "shutdown timeout passed with connections still open"
+        );
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+    tokio::select! {
+        _ = terminate.recv() => info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+        () = shutdown.cancelled() => return,
+    }
+    shutdown.cancel();
+}

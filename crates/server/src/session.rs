@@ -1,0 +1,400 @@
+//! What one client connection may do, and the memcache commands' semantics on top of the queue
+//! store: no sockets here. The connection feeds parsed requests in; replies go to an [`Output`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use lanner_proto::{GetOptions, Request, Response};
+use lanner_queue::{Queue, QueueError, TakeMode, TakeOutcome};
+use tracing::warn;
+
+use crate::output::Output;
+use crate::shared::Shared;
+use crate::stats::bump;
+
+/// Payloads smaller than this are copied out of the read buffer instead of sharing it, so a
+/// small queued item never pins a whole read buffer in memory.
+const ZERO_COPY_MIN_PAYLOAD: usize = 1024;
+
+/// What the connection does after a request.
+pub enum Step {
+    /// Go on with the next request.
+    Continue,
+    /// Send what is pending, then close the connection.
+    Close,
+    /// Send what is pending, then wait for an item (a blocking get).
+    Wait(Wait),
+    /// Send what is pending, then stream open reads until the monitor ends.
+    Monitor(Monitor),
+}
+
+/// A `monitor` stream in progress (spec b.7).
+pub struct Monitor {
+    pub queue: Arc<Queue>,
+    pub deadline: Instant,
+    pub remaining: u32,
+}
+
+/// A blocking get waiting for an item.
+pub struct Wait {
+    pub queue: Arc<Queue>,
+    pub mode: TakeMode,
+    pub timeout: Duration,
+}
+
+/// This connection's reliable reads on one queue, oldest first.
+struct OpenReads {
+    queue: Arc<Queue>,
+    xids: VecDeque<u32>,
+}
+
+/// Per-connection state: the open reliable reads.
+pub struct Session {
+    shared: Arc<Shared>,
+    open_reads: HashMap<String, OpenReads>,
+}
+
+impl Session {
+    /// A session with nothing open.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            open_reads: HashMap::new(),
+        }
+    }
+
+    /// Executes one request. `frame` holds the bytes the request was parsed from.
+    pub fn execute(&mut self, request: Request, frame: &Bytes, out: &mut Output) -> Step {
+        match request {
+            Request::Set {
+                queue,
+                exptime,
+                data,
+                ..
+            } => self.set(&queue, exptime, payload(frame, data), out),
+            Request::Get { queue, options } => return self.get(queue, options, out),
+            Request::Confirm { queue, count } => return self.confirm(&queue, count, out),
+            Request::Delete { queue } => self.delete(&queue, out),
+            Request::Flush { queue } => self.flush(&queue, out),
+            Request::FlushAll => self.flush_all(out),
+            Request::FlushExpired { queue } => self.flush_expired(&queue, out),
+            Request::FlushAllExpired => self.flush_all_expired(out),
+            Request::Stats => out.push(&Response::Stats(
+                self.shared.stats.report(&self.shared.queues),
+            )),
+            Request::DumpStats { queues } => {
+                out.push(&Response::Raw(self.shared.dump_stats(&queues)))
+            }
+            Request::DumpConfig => out.push(&Response::Raw(self.shared.dump_config())),
+            Request::Version => out.push(&Response::Version(env!("CARGO_PKG_VERSION").to_owned())),
+            Request::Status { new_status: None } => out.push(&Response::Line("UP".to_owned())),
+            Request::Monitor {
+                queue,
+                seconds,
+                max_items,
+            } => return self.monitor(&queue, seconds, max_items, out),
+            Request::Status {
+                new_status: Some(_),
+            }
+            | Request::Reload => {
+                out.push(&Response::ServerError(
+                    "not supported by this version of lanner".to_owned(),
+                ));
+            }
+            Request::Shutdown => {
+                self.shared.shutdown.cancel();
+                return Step::Close;
+            }
+            Request::Quit => return Step::Close,
+        }
+        Step::Continue
+    }
+
+    /// Replies to a blocking get once its wait ended.
+    pub fn finish_wait(&mut self, wait: &Wait, outcome: TakeOutcome, out: &mut Output) {
+        self.deliver(&wait.queue, outcome, out);
+    }
+
+    /// True while a monitor may deliver another item: items and time remain, and the connection
+    /// holds fewer than `max_open_transactions` open reads on the queue.
+    pub fn monitor_may_continue(&self, monitor: &Monitor) -> bool {
+        monitor.remaining > 0
+            && Instant::now() < monitor.deadline
+            && self.open_count(monitor.queue.name()) < self.max_open_transactions()
+    }
+
+    /// Aborts every open read of this connection; their items go back to the head of their
+    /// queues in their original order (Part 0 #5).
+    pub fn abort_all(&mut self, out: &mut Output) {
+        for (_, reads) in self.open_reads.drain() {
+            let xids: Vec<u32> = reads.xids.into_iter().collect();
+            let seq = reads.queue.abort(&xids);
+            out.commit_later(&reads.queue, seq);
+        }
+    }
+
+    fn set(&mut self, name: &str, exptime: i64, data: Bytes, out: &mut Output) {
+        bump(&self.shared.stats.cmd_set);
+        match self.put_retrying_deleted(name, data, exptime) {
+            Ok((queue, seq)) => out.push_after_commit(&Response::Stored, &queue, seq),
+            Err(error) => out.push(&error_reply(&error)),
+        }
+    }
+
+    /// Puts an item, retrying once on a fresh queue if the queue was deleted meanwhile.
+    fn put_retrying_deleted(
+        &self,
+        name: &str,
+        data: Bytes,
+        exptime: i64,
+    ) -> Result<(Arc<Queue>, u64), QueueError> {
+        let queue = self.shared.queues.get_or_create(name)?;
+        match queue.put(data.clone(), exptime) {
+            Err(QueueError::Deleted) => {
+                let queue = self.shared.queues.get_or_create(name)?;
+                let seq = queue.put(data, exptime)?;
+                Ok((queue, seq))
+            }
+            result => result.map(|seq| (queue, seq)),
+        }
+    }
+
+    /// `get` with its options, evaluated in Kestrel's order (spec b.2).
+    fn get(&mut self, name: String, options: GetOptions, out: &mut Output) -> Step {
+        let stats = &self.shared.stats;
+        bump(if options.peek {
+            &stats.cmd_peek
+        } else {
+            &stats.cmd_get
+        });
+        self.forget_deleted(&name);
+        if options.abort {
+            self.abort_oldest(&name, out);
+            out.push(&Response::End);
+            return Step::Continue;
+        }
+        if options.close {
+            self.confirm_oldest(&name, 1, out);
+            if !options.open {
+                out.push(&Response::End);
+                return Step::Continue;
+            }
+        }
+        let open_now = self.open_count(&name);
+        let over_limit = options.open && open_now >= self.max_open_transactions();
+        if (open_now > 0 && !options.open && !options.peek) || over_limit {
+            out.push(&Response::Error);
+            return Step::Close;
+        }
+        let queue = match self.shared.queues.get_or_create(&name) {
+            Ok(queue) => queue,
+            Err(error) => {
+                out.push(&error_reply(&error));
+                return Step::Continue;
+            }
+        };
+        let mode = take_mode(options);
+        let outcome = queue.take(mode);
+        match options.timeout_ms {
+            Some(ms) if outcome.item.is_none() => {
+                out.commit_later(&queue, outcome.seq);
+                Step::Wait(Wait {
+                    queue,
+                    mode,
+                    timeout: Duration::from_millis(u64::from(ms)),
+                })
+            }
+            _ => {
+                self.deliver(&queue, outcome, out);
+                Step::Continue
+            }
+        }
+    }
+
+    /// `monitor <q> <seconds> [<max>]`: the connection streams open reads (spec b.7).
+    fn monitor(
+        &mut self,
+        name: &str,
+        seconds: u32,
+        max_items: Option<u32>,
+        out: &mut Output,
+    ) -> Step {
+        self.forget_deleted(name);
+        match self.shared.queues.get_or_create(name) {
+            Ok(queue) => Step::Monitor(Monitor {
+                queue,
+                deadline: Instant::now() + Duration::from_secs(u64::from(seconds)),
+                remaining: max_items.unwrap_or(self.shared.config.server.max_open_transactions),
+            }),
+            Err(error) => {
+                out.push(&error_reply(&error));
+                Step::Continue
+            }
+        }
+    }
+
+    fn open_count(&self, name: &str) -> usize {
+        self.open_reads
+            .get(name)
+            .map_or(0, |reads| reads.xids.len())
+    }
+
+    fn max_open_transactions(&self) -> usize {
+        self.shared.config.server.max_open_transactions as usize
+    }
+
+    /// Replies to a read with its item (registering an open read) or `END`.
+    fn deliver(&mut self, queue: &Arc<Queue>, outcome: TakeOutcome, out: &mut Output) {
+        let Some(taken) = outcome.item else {
+            bump(&self.shared.stats.get_misses);
+            out.commit_later(queue, outcome.seq);
+            out.push(&Response::End);
+            return;
+        };
+        bump(&self.shared.stats.get_hits);
+        if let Some(xid) = taken.xid {
+            self.open_reads
+                .entry(queue.name().to_owned())
+                .or_insert_with(|| OpenReads {
+                    queue: Arc::clone(queue),
+                    xids: VecDeque::new(),
+                })
+                .xids
+                .push_back(xid);
+        }
+        let reply = Response::Value {
+            key: queue.name().to_owned(),
+            data: taken.data,
+        };
+        out.push_after_commit(&reply, queue, outcome.seq);
+    }
+
+    /// `confirm <q> <count>`: confirms the `count` oldest open reads, or none if fewer are open.
+    fn confirm(&mut self, name: &str, count: u32, out: &mut Output) -> Step {
+        self.forget_deleted(name);
+        let open_now = self.open_count(name);
+        if count == 0 || open_now < count as usize {
+            out.push(&Response::Error);
+            return Step::Continue;
+        }
+        self.confirm_oldest(name, count as usize, out);
+        out.push(&Response::End);
+        Step::Continue
+    }
+
+    fn confirm_oldest(&mut self, name: &str, count: usize, out: &mut Output) {
+        let Some(reads) = self.open_reads.get_mut(name) else {
+            return;
+        };
+        let count = count.min(reads.xids.len());
+        let seq = reads
+            .xids
+            .drain(..count)
+            .map(|xid| reads.queue.confirm(xid))
+            .max()
+            .unwrap_or(0);
+        out.commit_later(&reads.queue, seq);
+        if reads.xids.is_empty() {
+            self.open_reads.remove(name);
+        }
+    }
+
+    fn abort_oldest(&mut self, name: &str, out: &mut Output) {
+        let Some(reads) = self.open_reads.get_mut(name) else {
+            warn!(queue = name, "abort with no open read");
+            return;
+        };
+        if let Some(xid) = reads.xids.pop_front() {
+            let seq = reads.queue.abort(&[xid]);
+            out.commit_later(&reads.queue, seq);
+        }
+        if reads.xids.is_empty() {
+            self.open_reads.remove(name);
+        }
+    }
+
+    /// Drops open reads of a queue that was deleted (and maybe recreated) since they were opened.
+    fn forget_deleted(&mut self, name: &str) {
+        if self
+            .open_reads
+            .get(name)
+            .is_some_and(|reads| reads.queue.is_deleted())
+        {
+            self.open_reads.remove(name);
+        }
+    }
+
+    fn delete(&mut self, name: &str, out: &mut Output) {
+        self.open_reads.remove(name);
+        match self.shared.queues.delete(name) {
+            Ok(_) => out.push(&Response::Deleted),
+            Err(error) => out.push(&error_reply(&error)),
+        }
+    }
+
+    fn flush(&self, name: &str, out: &mut Output) {
+        match self.shared.queues.get(name) {
+            Some(queue) => {
+                let seq = queue.flush();
+                out.push_after_commit(&Response::End, &queue, seq);
+            }
+            None => out.push(&Response::End),
+        }
+    }
+
+    fn flush_all(&self, out: &mut Output) {
+        let flushed = self.shared.queues.flush_all();
+        out.push_after_commits(&Response::FlushedAll, &flushed);
+    }
+
+    fn flush_expired(&self, name: &str, out: &mut Output) {
+        let removed = match self.shared.queues.get(name) {
+            Some(queue) => {
+                let (removed, seq) = queue.flush_expired();
+                out.commit_later(&queue, seq);
+                removed
+            }
+            None => 0,
+        };
+        out.push(&Response::Count(removed));
+    }
+
+    fn flush_all_expired(&self, out: &mut Output) {
+        let mut total = 0;
+        for queue in self.shared.queues.queues() {
+            let (removed, seq) = queue.flush_expired();
+            out.commit_later(&queue, seq);
+            total += removed;
+        }
+        out.push(&Response::Count(total));
+    }
+}
+
+/// The payload of a `set`: shared with the read buffer when large, copied when small.
+fn payload(frame: &Bytes, range: std::ops::Range<usize>) -> Bytes {
+    if range.len() < ZERO_COPY_MIN_PAYLOAD {
+        Bytes::copy_from_slice(&frame[range])
+    } else {
+        frame.slice(range)
+    }
+}
+
+fn take_mode(options: GetOptions) -> TakeMode {
+    if options.peek {
+        TakeMode::Peek
+    } else if options.open {
+        TakeMode::Open
+    } else {
+        TakeMode::Remove
+    }
+}
+
+/// The protocol reply for a failed queue operation.
+fn error_reply(error: &QueueError) -> Response {
+    match error {
+        QueueError::BadName => Response::ClientError("bad queue name".to_owned()),
+        other => Response::ServerError(other.to_string()),
+    }
+}

@@ -1,0 +1,146 @@
+//! Server-wide counters and the `stats` reply (Kestrel's names and order, spec e.1).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lanner_queue::{QueueCollection, QueueStats};
+
+/// Counters shared by every connection. Relaxed atomics: they are figures, not synchronisation.
+#[derive(Debug)]
+pub struct ServerStats {
+    started: Instant,
+    pub curr_connections: AtomicU64,
+    pub total_connections: AtomicU64,
+    pub cmd_get: AtomicU64,
+    pub cmd_set: AtomicU64,
+    pub cmd_peek: AtomicU64,
+    pub get_hits: AtomicU64,
+    pub get_misses: AtomicU64,
+    pub bytes_read: AtomicU64,
+    pub bytes_written: AtomicU64,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            curr_connections: AtomicU64::new(0),
+            total_connections: AtomicU64::new(0),
+            cmd_get: AtomicU64::new(0),
+            cmd_set: AtomicU64::new(0),
+            cmd_peek: AtomicU64::new(0),
+            get_hits: AtomicU64::new(0),
+            get_misses: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Adds one to a counter.
+pub fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Adds `amount` to a counter.
+pub fn add(counter: &AtomicU64, amount: u64) {
+    counter.fetch_add(amount, Ordering::Relaxed);
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl ServerStats {
+    /// The lines of a `stats` reply: the global figures, then each queue's.
+    pub fn report(&self, queues: &QueueCollection) -> Vec<(String, String)> {
+        let per_queue: Vec<(String, QueueStats)> = queues
+            .queues()
+            .iter()
+            .map(|queue| (queue.name().to_owned(), queue.stats()))
+            .collect();
+        let mut lines = self.global_lines(queues, &per_queue);
+        for (name, stats) in &per_queue {
+            lines.extend(queue_lines(name, stats));
+        }
+        lines
+    }
+
+    fn global_lines(
+        &self,
+        queues: &QueueCollection,
+        per_queue: &[(String, QueueStats)],
+    ) -> Vec<(String, String)> {
+        let sum = |field: fn(&QueueStats) -> u64| {
+            per_queue.iter().map(|(_, stats)| field(stats)).sum::<u64>()
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let figures: [(&str, String); 19] = [
+            ("uptime", self.started.elapsed().as_secs().to_string()),
+            ("time", now.to_string()),
+            ("version", env!("CARGO_PKG_VERSION").to_owned()),
+            ("curr_items", sum(|stats| stats.items).to_string()),
+            (
+                "total_items",
+                sum(|stats| stats.counters.total_items).to_string(),
+            ),
+            ("bytes", sum(|stats| stats.bytes).to_string()),
+            // Kestrel's ratio of configured queue memory to the JVM heap; lanner has no heap.
+            ("reserved_memory_ratio", "0.000".to_owned()),
+            ("curr_connections", read(&self.curr_connections).to_string()),
+            (
+                "total_connections",
+                read(&self.total_connections).to_string(),
+            ),
+            ("cmd_get", read(&self.cmd_get).to_string()),
+            ("cmd_set", read(&self.cmd_set).to_string()),
+            ("cmd_peek", read(&self.cmd_peek).to_string()),
+            ("get_hits", read(&self.get_hits).to_string()),
+            ("get_misses", read(&self.get_misses).to_string()),
+            ("bytes_read", read(&self.bytes_read).to_string()),
+            ("bytes_written", read(&self.bytes_written).to_string()),
+            ("queue_creates", queues.creates().to_string()),
+            ("queue_deletes", queues.deletes().to_string()),
+            // Queues expire only by `max_queue_age`, which this version does not offer yet.
+            ("queue_expires", "0".to_owned()),
+        ];
+        figures
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+}
+
+/// `queue_<name>_<key>` lines in Kestrel's order.
+fn queue_lines(name: &str, stats: &QueueStats) -> impl Iterator<Item = (String, String)> {
+    queue_figures(stats)
+        .into_iter()
+        .map(move |(key, value)| (format!("queue_{name}_{key}"), value.to_string()))
+}
+
+/// One queue's figures, named and ordered as Kestrel's per-queue stats.
+pub fn queue_figures(stats: &QueueStats) -> [(&'static str, u64); 16] {
+    [
+        ("items", stats.items),
+        ("bytes", stats.bytes),
+        ("total_items", stats.counters.total_items),
+        ("logsize", stats.journal.current_segment_bytes),
+        ("expired_items", stats.counters.expired_items),
+        ("mem_items", stats.items),
+        ("mem_bytes", stats.bytes),
+        ("age", stats.age_ms),
+        ("discarded", stats.counters.discarded),
+        ("waiters", stats.waiters),
+        ("open_transactions", stats.open_transactions),
+        ("transactions", stats.counters.transactions),
+        (
+            "canceled_transactions",
+            stats.counters.canceled_transactions,
+        ),
+        ("total_flushes", stats.counters.total_flushes),
+        ("journal_rewrites", stats.journal.rewrites),
+        ("journal_rotations", stats.journal.rotations),
+    ]
+}
