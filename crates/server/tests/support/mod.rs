@@ -1,0 +1,421 @@
+//! Test harness: runs the real `lanner` binary on a free loopback port with a temporary data
+//! directory, and speaks raw bytes to it.
+
+#![allow(dead_code)] // each test file uses its own subset of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long any single expected event may take before a test fails (a bound, never a sleep).
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Pause between two polls of a condition (never a wait for the condition itself).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A running `lanner` process.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    data_dir: PathBuf,
+    config: Option<PathBuf>,
+    _temp: Option<TempDir>,
+    log: mpsc::Receiver<String>,
+    /// Lines logged before the server listened (recovery).
+    startup_log: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server with a fresh temporary data directory.
+    pub fn start() -> Server {
+        let temp = TempDir::new().expect("temp dir");
+        let mut server = Server::start_in(&temp.path().join("data"), None);
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server with a fresh data directory and this configuration text.
+    pub fn start_with_config(config: &str) -> Server {
+        let temp = TempDir::new().expect("temp dir");
+        let path = temp.path().join("lanner.toml");
+        std::fs::write(&path, config).expect("write config");
+        let mut server = Server::start_in(&temp.path().join("data"), Some(&path));
+        server._temp = Some(temp);
+        server
+    }
+
+    /// Starts a server on `data_dir`; waits until it listens (recovery done).
+    pub fn start_in(data_dir: &Path, config: Option<&Path>) -> Server {
+        let (child, addr, log, startup_log) = spawn(data_dir, config)
+            .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
+        Server {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            config: config.map(Path::to_owned),
+            _temp: None,
+            log,
+            startup_log,
+        }
+    }
+
+    /// Tries to start a server on `data_dir` and returns its log if it exits instead.
+    pub fn try_start_in(data_dir: &Path) -> Result<Server, String> {
+        let (child, addr, log, startup_log) = spawn(data_dir, None)?;
+        Ok(Server {
+            child,
+            addr,
+            data_dir: data_dir.to_owned(),
+            config: None,
+            _temp: None,
+            log,
+            startup_log,
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A new client connection.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Kills the process with SIGKILL and waits for it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) for the process to exit by itself.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "lanner did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Kills the process and starts a new one on the same data directory and config.
+    pub fn restart_after_kill(mut self) -> Server {
+        self.kill();
+        let temp = self._temp.take();
+        let mut server = Server::start_in(&self.data_dir, self.config.as_deref());
+        server._temp = temp;
+        server
+    }
+
+    /// Waits for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        if let Some(line) = self.startup_log.iter().find(|line| line.contains(needle)) {
+            return line.clone();
+        }
+        loop {
+            let line = self
+                .log
+                .recv_timeout(PATIENCE)
+                .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}
+
+type Spawned = (Child, SocketAddr, mpsc::Receiver<String>, Vec<String>);
+
+fn spawn(data_dir: &Path, config: Option<&Path>) -> Result<Spawned, String> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lanner"));
+    command
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir);
+    if let Some(config) = config {
+        command.arg("--config").arg(config);
+    }
+    command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn lanner");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, lines_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let line = match lines_rx.recv_timeout(PATIENCE) {
+            Ok(line) => line,
+            Err(_) => {
+                drop(child.kill());
+                drop(child.wait());
+                return Err(seen.join("\n"));
+            }
+        };
+        let address = listening_address(&line);
+        seen.push(line);
+        if let Some(addr) = address {
+            return Ok((child, addr, lines_rx, seen));
+        }
+    }
+}
+
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("lanner listening on ").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The bytes of `set <queue> 0 0 <len>\r\n<data>\r\n`.
+pub fn set_request(queue: &str, data: &[u8]) -> Vec<u8> {
+    let mut request = format!("set {queue} 0 0 {}\r\n", data.len()).into_bytes();
+    request.extend_from_slice(data);
+    request.extend_from_slice(b"\r\n");
+    request
+}
+
+/// The bytes of a get hit: `VALUE <queue> 0 <len>\r\n<data>\r\nEND\r\n`.
+pub fn value_reply(queue: &str, data: &[u8]) -> Vec<u8> {
+    let mut reply = format!("VALUE {queue} 0 {}\r\n", data.len()).into_bytes();
+    reply.extend_from_slice(data);
+    reply.extend_from_slice(b"\r\nEND\r\n");
+    reply
+}
+
+/// A raw-bytes client.
+pub struct Client {
+    stream: TcpStream,
+    buffered: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Client {
+            stream,
+            buffered: Vec::new(),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly `len` bytes.
+    pub fn read_exact(&mut self, len: usize) -> Vec<u8> {
+        while self.buffered.len() < len {
+            self.fill();
+        }
+        self.buffered.drain(..len).collect()
+    }
+
+    /// Reads one line including its `\r\n`.
+    pub fn read_line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buffered.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffered.drain(..=end).collect();
+                return String::from_utf8_lossy(&line).into_owned();
+            }
+            self.fill();
+        }
+    }
+
+    /// Sends `request` and reads exactly the bytes of `expected` back, asserting they match.
+    pub fn expect(&mut self, request: &[u8], expected: &[u8]) {
+        self.send(request);
+        let got = self.read_exact(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    /// `set` and expect `STORED`.
+    pub fn set(&mut self, queue: &str, data: &[u8]) {
+        self.expect(&set_request(queue, data), b"STORED\r\n");
+    }
+
+    /// Sends a get line and returns the item, or None for `END`.
+    pub fn get(&mut self, key: &str) -> Option<Vec<u8>> {
+        self.send(format!("get {key}\r\n").as_bytes());
+        self.read_item()
+    }
+
+    /// Reads a `VALUE ... END` reply or a bare `END`.
+    pub fn read_item(&mut self) -> Option<Vec<u8>> {
+        let line = self.read_line();
+        if line == "END\r\n" {
+            return None;
+        }
+        let len: usize = line
+            .strip_prefix("VALUE ")
+            .and_then(|rest| rest.trim_end().rsplit(' ').next())
+            .and_then(|len| len.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected reply line {line:?}"));
+        let data = self.read_exact(len + 2);
+        assert_eq!(self.read_line(), "END\r\n");
+        Some(data[..len].to_vec())
+    }
+
+    /// True once the server has closed this connection: one read (bounded by PATIENCE) sees EOF
+    /// or a connection reset. False if reply bytes are still unread or arrive instead (they are
+    /// kept for the next read), or if the read times out.
+    pub fn is_closed(&mut self) -> bool {
+        if !self.buffered.is_empty() {
+            return false;
+        }
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(read) => {
+                self.buffered.extend_from_slice(&chunk[..read]);
+                false
+            }
+            Err(error) => error.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
+    /// Polls `stats` until the stat `name` reads `value` (a missing stat reads as `None`);
+    /// panics after PATIENCE, naming the last value seen.
+    pub fn wait_for_stat(&mut self, name: &str, value: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let seen = self.stat(name);
+            if seen.as_deref() == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stat {name} never read {value:?}; last {seen:?}"
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
+    /// The stat `name` parsed as a number, 0 if the stat is missing.
+    pub fn stat_u64(&mut self, name: &str) -> u64 {
+        self.stat(name).map_or(0, |value| {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("stat {name} = {value:?}"))
+        })
+    }
+
+    /// Sends `request` (pipelined requests allowed) and asserts the server answers exactly
+    /// `expected`, then closes the connection without sending anything more.
+    pub fn expect_then_closed(&mut self, request: &[u8], expected: &[u8]) {
+        self.expect(request, expected);
+        assert!(
+            self.is_closed(),
+            "connection still open after reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    /// Sends `request`, asserts the reply is exactly `expected`, then proves the connection
+    /// still serves requests (a `version` round trip).
+    pub fn expect_then_open(&mut self, request: &[u8], expected: &[u8]) {
+        self.expect(request, expected);
+        let version = format!("VERSION {}\r\n", env!("CARGO_PKG_VERSION"));
+        self.expect(b"version\r\n", version.as_bytes());
+    }
+
+    /// Changes how long a read may wait before failing (PATIENCE by default).
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.stream
+            .set_read_timeout(Some(timeout))
+            .expect("read timeout");
+    }
+
+    /// Returns the `stats` reply as name/value pairs.
+    pub fn stats(&mut self) -> Vec<(String, String)> {
+        self.send(b"stats\r\n");
+        let mut pairs = Vec::new();
+        loop {
+            let line = self.read_line();
+            if line == "END\r\n" {
+                return pairs;
+            }
+            let rest = line
+                .strip_prefix("STAT ")
+                .unwrap_or_else(|| panic!("bad stats line {line:?}"));
+            let (name, value) = rest
+                .trim_end_matches("\r\n")
+                .split_once(' ')
+                .expect("stat pair");
+            pairs.push((name.to_owned(), value.to_owned()));
+        }
+    }
+
+    /// One stat's value.
+    pub fn stat(&mut self, name: &str) -> Option<String> {
+        self.stats()
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// True if `stats` reports the queue `name` (a `queue_<name>_items` line).
+    pub fn has_queue(&mut self, name: &str) -> bool {
+        let wanted = format!("queue_{name}_items");
+        self.stats().iter().any(|(key, _)| *key == wanted)
+    }
+
+    /// Shuts down the client's side of the connection.
+    pub fn close(self) {
+        drop(self.stream.shutdown(std::net::Shutdown::Both));
+    }
+
+    fn fill(&mut self) {
+        let mut chunk = [0u8; 64 * 1024];
+        let read = self.stream.read(&mut chunk).expect("read from lanner");
+        assert!(
+            read > 0,
+            "connection closed by lanner; buffered {:?}",
+            String::from_utf8_lossy(&self.buffered)
+        );
+        self.buffered.extend_from_slice(&chunk[..read]);
+    }
+}
