@@ -85,18 +85,11 @@ pub struct Queue {
     name: String,
     options: QueueOptions,
     clock: Arc<dyn Clock>,
-    state: Mutex<Guarded>,
+    state: Mutex<QueueState>,
     journal: Journal,
     item_arrived: Notify,
     waiters: AtomicUsize,
     deleted: AtomicBool,
-}
-
-/// Everything the queue mutex protects.
-struct Guarded {
-    state: QueueState,
-    /// Bytes of journal on disk or pending since the last rewrite (or since startup).
-    journal_bytes: u64,
 }
 
 impl Queue {
@@ -117,10 +110,7 @@ impl Queue {
             name: name.to_owned(),
             options,
             clock,
-            state: Mutex::new(Guarded {
-                state,
-                journal_bytes: replay.bytes,
-            }),
+            state: Mutex::new(state),
             journal,
             item_arrived: Notify::new(),
             waiters: AtomicUsize::new(0),
@@ -132,10 +122,10 @@ impl Queue {
 
     fn abort_reads_left_open(&self) -> Result<(), QueueError> {
         let seq = {
-            let mut guarded = self.lock();
-            let xids = guarded.state.open_xids_newest_first();
+            let mut state = self.lock();
+            let xids = state.open_xids_newest_first();
             xids.into_iter()
-                .filter_map(|xid| self.unremove(&mut guarded, xid))
+                .filter_map(|xid| self.unremove(&mut state, xid))
                 .last()
                 .unwrap_or(0)
         };
@@ -171,15 +161,15 @@ impl Queue {
             expiry_ms: expiry_from_exptime(exptime, now),
         };
         let seq = {
-            let mut guarded = self.lock();
+            let mut state = self.lock();
             if self.is_deleted() {
                 return Err(QueueError::Deleted);
             }
-            self.expire_head(&mut guarded, now);
-            let seq = self.append(&mut guarded, &item.add_record());
-            guarded.state.push_back(item);
-            guarded.state.counters.total_items += 1;
-            self.compact_if_needed(&mut guarded);
+            self.expire_head(&mut state, now);
+            let seq = self.append(&item.add_record());
+            state.push_back(item);
+            state.counters.total_items += 1;
+            self.compact_if_needed(&mut state);
             seq
         };
         self.item_arrived.notify_one();
@@ -188,30 +178,30 @@ impl Queue {
 
     /// Takes the head item (after dropping expired ones), if any, without waiting.
     pub fn take(&self, mode: TakeMode) -> TakeOutcome {
-        let mut guarded = self.lock();
+        let mut state = self.lock();
         if self.is_deleted() {
             return TakeOutcome { item: None, seq: 0 };
         }
-        let mut seq = self.expire_head(&mut guarded, self.clock.now_ms());
+        let mut seq = self.expire_head(&mut state, self.clock.now_ms());
         let item = match mode {
-            TakeMode::Peek => guarded.state.head().map(|item| Taken {
+            TakeMode::Peek => state.head().map(|item| Taken {
                 data: item.data.clone(),
                 xid: None,
             }),
-            TakeMode::Remove => guarded.state.pop_front().map(|item| {
-                seq = self.append(&mut guarded, &Record::Remove);
+            TakeMode::Remove => state.pop_front().map(|item| {
+                seq = self.append(&Record::Remove);
                 Taken {
                     data: item.data,
                     xid: None,
                 }
             }),
-            TakeMode::Open => self.open_head(&mut guarded).map(|(taken, open_seq)| {
+            TakeMode::Open => self.open_head(&mut state).map(|(taken, open_seq)| {
                 seq = open_seq;
                 taken
             }),
         };
         if item.is_some() && mode != TakeMode::Peek {
-            self.compact_if_needed(&mut guarded);
+            self.compact_if_needed(&mut state);
         }
         TakeOutcome { item, seq }
     }
@@ -239,26 +229,26 @@ impl Queue {
 
     /// Confirms open read `xid`: the item is gone for good. A no-op (seq 0) when it is not open.
     pub fn confirm(&self, xid: u32) -> Seq {
-        let mut guarded = self.lock();
-        if self.is_deleted() || !guarded.state.confirm(xid) {
+        let mut state = self.lock();
+        if self.is_deleted() || !state.confirm(xid) {
             return 0;
         }
-        let seq = self.append(&mut guarded, &Record::ConfirmRemove { xid });
-        self.compact_if_needed(&mut guarded);
+        let seq = self.append(&Record::ConfirmRemove { xid });
+        self.compact_if_needed(&mut state);
         seq
     }
 
     /// Aborts open reads, given oldest first: their items go back to the head in that order.
     pub fn abort(&self, xids_oldest_first: &[u32]) -> Seq {
         let seq = {
-            let mut guarded = self.lock();
+            let mut state = self.lock();
             if self.is_deleted() {
                 return 0;
             }
             let mut seq = 0;
             for &xid in xids_oldest_first.iter().rev() {
-                if let Some(unremove_seq) = self.unremove(&mut guarded, xid) {
-                    guarded.state.counters.canceled_transactions += 1;
+                if let Some(unremove_seq) = self.unremove(&mut state, xid) {
+                    state.counters.canceled_transactions += 1;
                     seq = unremove_seq;
                 }
             }
@@ -272,26 +262,26 @@ impl Queue {
 
     /// Removes every queued item; open reads survive (spec g.9).
     pub fn flush(&self) -> Seq {
-        let mut guarded = self.lock();
+        let mut state = self.lock();
         if self.is_deleted() {
             return 0;
         }
-        let removed = guarded.state.clear();
-        let seq = (0..removed).fold(0, |_, _| self.append(&mut guarded, &Record::Remove));
-        guarded.state.counters.total_flushes += 1;
-        self.compact_if_needed(&mut guarded);
+        let removed = state.clear();
+        let seq = (0..removed).fold(0, |_, _| self.append(&Record::Remove));
+        state.counters.total_flushes += 1;
+        self.compact_if_needed(&mut state);
         seq
     }
 
     /// Drops the expired items at the head; returns how many, and the journal position to commit.
     pub fn flush_expired(&self) -> (u64, Seq) {
-        let mut guarded = self.lock();
+        let mut state = self.lock();
         if self.is_deleted() {
             return (0, 0);
         }
-        let before = guarded.state.counters.expired_items;
-        let seq = self.expire_head(&mut guarded, self.clock.now_ms());
-        (guarded.state.counters.expired_items - before, seq)
+        let before = state.counters.expired_items;
+        let seq = self.expire_head(&mut state, self.clock.now_ms());
+        (state.counters.expired_items - before, seq)
     }
 
     /// Makes the records up to `seq` as durable as the queue's sync policy promises before a
@@ -336,24 +326,23 @@ impl Queue {
 
     /// A consistent snapshot of the queue's figures.
     pub fn stats(&self) -> QueueStats {
-        let guarded = self.lock();
+        let state = self.lock();
         let journal = self.journal.stats();
         let now = self.clock.now_ms();
         QueueStats {
-            items: guarded.state.len() as u64,
-            bytes: guarded.state.bytes(),
-            open_transactions: guarded.state.open_count() as u64,
-            age_ms: guarded
-                .state
+            items: state.len() as u64,
+            bytes: state.bytes(),
+            open_transactions: state.open_count() as u64,
+            age_ms: state
                 .last_removed_add_time_ms()
                 .map_or(0, |added| (now - added).max(0) as u64),
             waiters: self.waiters.load(Ordering::Relaxed) as u64,
-            counters: guarded.state.counters,
+            counters: state.counters,
             journal,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Guarded> {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
         // A panic while holding the lock cannot leave the state half-changed in a way that loses
         // acknowledged data (the journal is the truth), so keep serving.
         self.state
@@ -361,17 +350,16 @@ impl Queue {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn append(&self, guarded: &mut Guarded, record: &Record) -> Seq {
-        guarded.journal_bytes += record.encoded_len();
+    fn append(&self, record: &Record) -> Seq {
         self.journal.append(record)
     }
 
-    fn open_head(&self, guarded: &mut Guarded) -> Option<(Taken, Seq)> {
-        guarded.state.head()?;
-        let xid = guarded.state.next_xid();
-        let data = guarded.state.open_head(xid)?.data.clone();
-        guarded.state.counters.transactions += 1;
-        let seq = self.append(guarded, &Record::RemoveTentative { xid });
+    fn open_head(&self, state: &mut QueueState) -> Option<(Taken, Seq)> {
+        state.head()?;
+        let xid = state.next_xid();
+        let data = state.open_head(xid)?.data.clone();
+        state.counters.transactions += 1;
+        let seq = self.append(&Record::RemoveTentative { xid });
         Some((
             Taken {
                 data,
@@ -381,41 +369,35 @@ impl Queue {
         ))
     }
 
-    fn unremove(&self, guarded: &mut Guarded, xid: u32) -> Option<Seq> {
-        guarded
-            .state
+    fn unremove(&self, state: &mut QueueState, xid: u32) -> Option<Seq> {
+        state
             .unremove(xid)
-            .then(|| self.append(guarded, &Record::Unremove { xid }))
+            .then(|| self.append(&Record::Unremove { xid }))
     }
 
     /// Drops expired items at the head, journaling a remove for each (spec f.2).
-    fn expire_head(&self, guarded: &mut Guarded, now_ms: i64) -> Seq {
+    fn expire_head(&self, state: &mut QueueState, now_ms: i64) -> Seq {
         let mut seq = 0;
-        while guarded
-            .state
-            .head()
-            .is_some_and(|head| head.is_expired(now_ms))
-        {
-            guarded.state.pop_front();
-            guarded.state.counters.expired_items += 1;
-            seq = self.append(guarded, &Record::Remove);
+        while state.head().is_some_and(|head| head.is_expired(now_ms)) {
+            state.pop_front();
+            state.counters.expired_items += 1;
+            seq = self.append(&Record::Remove);
         }
         seq
     }
 
     /// Schedules a journal rewrite when the journal has outgrown the live data (Part 0 #10).
-    fn compact_if_needed(&self, guarded: &mut Guarded) {
-        let live = guarded.state.live_journal_bytes();
+    fn compact_if_needed(&self, state: &mut QueueState) {
+        let live = state.live_journal_bytes();
         let segment = self.options.journal.segment_size;
-        let drained =
-            guarded.state.is_drained() && guarded.journal_bytes > DRAINED_REWRITE_THRESHOLD;
-        let outgrown = guarded.journal_bytes
+        let journal_bytes = self.journal.stats().total_bytes;
+        let drained = state.is_drained() && journal_bytes > DRAINED_REWRITE_THRESHOLD;
+        let outgrown = journal_bytes
             > live
                 .saturating_mul(COMPACTION_FACTOR)
                 .saturating_add(segment);
         if drained || outgrown {
-            self.journal.rewrite(guarded.state.snapshot());
-            guarded.journal_bytes = live;
+            self.journal.rewrite(state.snapshot());
         }
     }
 }

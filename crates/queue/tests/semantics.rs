@@ -1,0 +1,400 @@
+//! Queue semantics through the public API, on a real journal in a temporary directory.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use lanner_queue::{
+    Clock, ManualClock, QueueCollection, QueueError, QueueOptions, SyncPolicy, TakeMode, Taken,
+};
+use proptest::prelude::*;
+
+fn open_with(dir: &Path, clock: Arc<dyn Clock>) -> QueueCollection {
+    let options = |_: &str| QueueOptions {
+        sync: SyncPolicy::Never,
+        ..QueueOptions::default()
+    };
+    QueueCollection::open(dir, Box::new(options), clock)
+        .expect("open collection")
+        .0
+}
+
+/// Tiny segments, so that rotation and compaction rewrites happen every few operations.
+fn open_compacting(dir: &Path) -> QueueCollection {
+    let options = |_: &str| {
+        let mut options = QueueOptions {
+            sync: SyncPolicy::Never,
+            ..QueueOptions::default()
+        };
+        options.journal.segment_size = 256;
+        options
+    };
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    QueueCollection::open(dir, Box::new(options), clock)
+        .expect("open collection")
+        .0
+}
+
+fn open(dir: &Path) -> QueueCollection {
+    open_with(dir, Arc::new(ManualClock::new(1_700_000_000_000)))
+}
+
+fn data(text: &str) -> Bytes {
+    Bytes::copy_from_slice(text.as_bytes())
+}
+
+fn take(queues: &QueueCollection, name: &str, mode: TakeMode) -> Option<Taken> {
+    queues.get(name).expect("queue").take(mode).item
+}
+
+fn drain(queues: &QueueCollection, name: &str) -> Vec<Bytes> {
+    std::iter::from_fn(|| take(queues, name, TakeMode::Remove).map(|taken| taken.data)).collect()
+}
+
+#[test]
+fn items_come_out_in_order_and_peek_leaves_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    for text in ["a", "b", "c"] {
+        queue.put(data(text), 0).expect("put");
+    }
+    assert_eq!(
+        take(&queues, "q", TakeMode::Peek).map(|t| t.data),
+        Some(data("a"))
+    );
+    assert_eq!(drain(&queues, "q"), [data("a"), data("b"), data("c")]);
+}
+
+#[test]
+fn aborted_reads_return_to_the_head_in_their_original_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    for text in ["a", "b", "c", "d"] {
+        queue.put(data(text), 0).expect("put");
+    }
+    let first = take(&queues, "q", TakeMode::Open)
+        .and_then(|t| t.xid)
+        .expect("xid");
+    let second = take(&queues, "q", TakeMode::Open)
+        .and_then(|t| t.xid)
+        .expect("xid");
+    queue.abort(&[first, second]);
+    assert_eq!(queue.stats().counters.canceled_transactions, 2);
+    assert_eq!(
+        drain(&queues, "q"),
+        [data("a"), data("b"), data("c"), data("d")]
+    );
+}
+
+#[test]
+fn recovery_returns_reads_left_open_and_keeps_confirmed_ones_gone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let queues = open(dir.path());
+        let queue = queues.get_or_create("q").expect("create");
+        for text in ["one", "two", "three", "four", "five"] {
+            queue.put(data(text), 0).expect("put");
+        }
+        let xids: Vec<u32> = (0..4)
+            .map(|_| {
+                take(&queues, "q", TakeMode::Open)
+                    .and_then(|t| t.xid)
+                    .expect("xid")
+            })
+            .collect();
+        queue.confirm(xids[1]);
+        queue.confirm(xids[3]);
+        queues.sync_all().expect("sync");
+    }
+    let queues = open(dir.path());
+    assert_eq!(
+        drain(&queues, "q"),
+        [data("one"), data("three"), data("five")]
+    );
+}
+
+#[test]
+fn expired_items_are_dropped_at_the_head_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    let queues = open_with(dir.path(), clock.clone());
+    let queue = queues.get_or_create("q").expect("create");
+    queue.put(data("short"), 10).expect("put");
+    queue.put(data("forever"), 0).expect("put");
+    clock.advance(10_000);
+    assert_eq!(
+        queue.stats().items,
+        2,
+        "expiry is strict: not yet expired at its deadline"
+    );
+    clock.advance(1);
+    assert_eq!(
+        take(&queues, "q", TakeMode::Remove).map(|t| t.data),
+        Some(data("forever"))
+    );
+    assert_eq!(queue.stats().counters.expired_items, 1);
+}
+
+#[test]
+fn flush_empties_the_queue_but_keeps_open_reads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    for text in ["a", "b", "c"] {
+        queue.put(data(text), 0).expect("put");
+    }
+    let xid = take(&queues, "q", TakeMode::Open)
+        .and_then(|t| t.xid)
+        .expect("xid");
+    queue.flush();
+    assert_eq!(queue.stats().items, 0);
+    queue.abort(&[xid]);
+    assert_eq!(drain(&queues, "q"), [data("a")]);
+}
+
+#[test]
+fn a_deleted_queue_refuses_puts_and_loses_its_journal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    queue.put(data("a"), 0).expect("put");
+    assert!(queues.delete("q").expect("delete"));
+    assert!(matches!(queue.put(data("b"), 0), Err(QueueError::Deleted)));
+    assert!(queues.get("q").is_none());
+    drop(queues);
+    assert!(
+        open(dir.path()).get("q").is_none(),
+        "no journal left to recover"
+    );
+}
+
+#[test]
+fn draining_rewrites_the_journal_to_almost_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    let payload = Bytes::from(vec![7u8; 1000]);
+    for _ in 0..3000 {
+        queue.put(payload.clone(), 0).expect("put");
+    }
+    queue.write_pending().expect("write");
+    assert!(queue.stats().journal.total_bytes > 3_000_000);
+    let mut last = 0;
+    for _ in 0..3000 {
+        last = queue.take(TakeMode::Remove).seq;
+    }
+    queue.commit(last).expect("commit");
+    let journal = queue.stats().journal;
+    assert!(journal.rewrites >= 1);
+    assert!(journal.total_bytes < 1024, "{journal:?}");
+}
+
+#[test]
+fn journal_stays_within_twice_the_live_data_plus_a_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open_compacting(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    let mut model = VecDeque::new();
+    for round in 0..200u32 {
+        let item = Bytes::from(round.to_le_bytes().to_vec());
+        queue.put(item.clone(), 0).expect("put");
+        model.push_back(item);
+        if round % 3 != 0 {
+            assert_eq!(
+                queue.take(TakeMode::Remove).item.map(|t| t.data),
+                model.pop_front()
+            );
+        }
+        queue.write_pending().expect("write");
+        let stats = queue.stats();
+        let live = model
+            .iter()
+            .map(|item| {
+                lanner_queue::Item {
+                    data: item.clone(),
+                    add_time_ms: 0,
+                    expiry_ms: 0,
+                }
+                .journal_len()
+            })
+            .sum::<u64>();
+        assert!(
+            stats.journal.total_bytes <= 2 * live + 256 + 64,
+            "round {round}: {stats:?}"
+        );
+    }
+    assert!(queue.stats().journal.rewrites > 0);
+    drop(queues);
+    let queues = open_compacting(dir.path());
+    assert_eq!(drain(&queues, "q"), Vec::from(model));
+}
+
+#[tokio::test]
+async fn a_waiter_is_woken_by_a_put() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    let waiter = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.take_blocking(TakeMode::Remove).await })
+    };
+    wait_for_waiters(&queue, 1).await;
+    queue.put(data("hello"), 0).expect("put");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken")
+        .expect("join");
+    assert_eq!(outcome.item.map(|t| t.data), Some(data("hello")));
+    assert_eq!(queue.stats().waiters, 0);
+}
+
+#[tokio::test]
+async fn the_oldest_waiter_gets_the_first_item_and_a_dropped_waiter_takes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    let abandoned = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.take_blocking(TakeMode::Remove).await })
+    };
+    wait_for_waiters(&queue, 1).await;
+    let oldest = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.take_blocking(TakeMode::Remove).await })
+    };
+    wait_for_waiters(&queue, 2).await;
+    let newest = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.take_blocking(TakeMode::Remove).await })
+    };
+    wait_for_waiters(&queue, 3).await;
+    abandoned.abort();
+    wait_for_waiters(&queue, 2).await;
+    queue.put(data("first"), 0).expect("put");
+    let got = tokio::time::timeout(Duration::from_secs(10), oldest)
+        .await
+        .expect("woken")
+        .expect("join");
+    assert_eq!(got.item.map(|t| t.data), Some(data("first")));
+    queue.put(data("second"), 0).expect("put");
+    let got = tokio::time::timeout(Duration::from_secs(10), newest)
+        .await
+        .expect("woken")
+        .expect("join");
+    assert_eq!(got.item.map(|t| t.data), Some(data("second")));
+}
+
+#[tokio::test]
+async fn deleting_a_queue_releases_its_waiters_empty_handed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = Arc::new(open(dir.path()));
+    let queue = queues.get_or_create("q").expect("create");
+    let waiter = {
+        let queue = Arc::clone(&queue);
+        tokio::spawn(async move { queue.take_blocking(TakeMode::Open).await })
+    };
+    wait_for_waiters(&queue, 1).await;
+    queues.delete("q").expect("delete");
+    let outcome = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("released")
+        .expect("join");
+    assert_eq!(outcome.item, None);
+}
+
+async fn wait_for_waiters(queue: &lanner_queue::Queue, count: u64) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while queue.stats().waiters != count {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("waiter count reached");
+}
+
+/// One step of the model test.
+#[derive(Debug, Clone)]
+enum Op {
+    Put(u8),
+    Take,
+    Open,
+    ConfirmOldest,
+    AbortOldest,
+    Flush,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => any::<u8>().prop_map(Op::Put),
+        2 => Just(Op::Take),
+        2 => Just(Op::Open),
+        1 => Just(Op::ConfirmOldest),
+        1 => Just(Op::AbortOldest),
+        1 => Just(Op::Flush),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any sequence of operations, then a restart: the recovered queue holds exactly the model's
+    /// items, with the reads left open back at the head in their original order. Tiny journal
+    /// segments make rotations and compaction rewrites part of nearly every sequence.
+    #[test]
+    fn restart_recovers_the_model(ops in proptest::collection::vec(op(), 0..200), compacting in any::<bool>()) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = |dir: &Path| if compacting { open_compacting(dir) } else { open(dir) };
+        let mut model: VecDeque<u8> = VecDeque::new();
+        let mut open_reads: VecDeque<(u32, u8)> = VecDeque::new();
+        {
+            let queues = open(dir.path());
+            let queue = queues.get_or_create("q").expect("create");
+            for op in ops {
+                match op {
+                    Op::Put(value) => {
+                        queue.put(Bytes::from(vec![value]), 0).expect("put");
+                        model.push_back(value);
+                    }
+                    Op::Take => {
+                        let taken = queue.take(TakeMode::Remove).item.map(|t| t.data[0]);
+                        prop_assert_eq!(taken, model.pop_front());
+                    }
+                    Op::Open => {
+                        let taken = queue.take(TakeMode::Open).item;
+                        let expected = model.pop_front();
+                        prop_assert_eq!(taken.as_ref().map(|t| t.data[0]), expected);
+                        if let (Some(taken), Some(value)) = (taken, expected) {
+                            open_reads.push_back((taken.xid.expect("xid"), value));
+                        }
+                    }
+                    Op::ConfirmOldest => {
+                        if let Some((xid, _)) = open_reads.pop_front() {
+                            queue.confirm(xid);
+                        }
+                    }
+                    Op::AbortOldest => {
+                        if let Some((xid, value)) = open_reads.pop_front() {
+                            queue.abort(&[xid]);
+                            model.push_front(value);
+                        }
+                    }
+                    Op::Flush => {
+                        queue.flush();
+                        model.clear();
+                    }
+                }
+            }
+            queue.write_pending().expect("write");
+        }
+        for (_, value) in open_reads.iter().rev() {
+            model.push_front(*value);
+        }
+        let queues = open(dir.path());
+        let recovered: Vec<u8> = drain(&queues, "q").iter().map(|data| data[0]).collect();
+        prop_assert_eq!(recovered, Vec::from(model));
+    }
+}
