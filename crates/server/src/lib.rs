@@ -2,6 +2,7 @@
 //! stats, around the queue store. Data flows socket -> codec (lanner-proto) -> session
 //! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
 
+mod alias;
 pub mod cli;
 pub mod config;
 mod connection;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::alias::Aliases;
 use crate::config::Config;
 use crate::connection;
 use crate::shared::Shared;
@@ -58,6 +59,7 @@ fn recover(config: Config) -> anyhow::Result<Shared> {
     Ok(Shared {
         queues,
         stats: ServerStats::default(),
+        aliases: Aliases::new(&config.aliases),
         config,
         shutdown: CancellationToken::new(),
         limits,

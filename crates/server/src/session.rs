@@ -10,6 +10,7 @@ use lanner_proto::{GetOptions, Request, Response};
 use lanner_queue::{Queue, QueueError, TakeMode, TakeOutcome};
 use tracing::warn;
 
+use crate::alias::Alias;
 use crate::output::Output;
 use crate::shared::Shared;
 use crate::stats::bump;
@@ -82,7 +83,9 @@ impl Session {
             Request::FlushExpired { queue } => self.flush_expired(&queue, out),
             Request::FlushAllExpired => self.flush_all_expired(out),
             Request::Stats => out.push(&Response::Stats(
-                self.shared.stats.report(&self.shared.queues),
+                self.shared
+                    .stats
+                    .report(&self.shared.queues, &self.shared.aliases),
             )),
             Request::DumpStats { queues } => {
                 out.push(&Response::Raw(self.shared.dump_stats(&queues)))
@@ -137,10 +140,31 @@ impl Session {
 
     fn set(&mut self, name: &str, exptime: i64, data: Bytes, out: &mut Output) {
         bump(&self.shared.stats.cmd_set);
+        if let Some(alias) = self.shared.aliases.get(name) {
+            return self.set_alias(alias, exptime, data, out);
+        }
         match self.put_retrying_deleted(name, data, exptime) {
             Ok((queue, seq)) => out.push_after_commit(&Response::Stored, &queue, seq),
             Err(error) => out.push(&error_reply(&error)),
         }
+    }
+
+    /// Adds the item to every destination of the alias; `STORED` once all of them hold it.
+    fn set_alias(&self, alias: &Alias, exptime: i64, data: Bytes, out: &mut Output) {
+        alias.count_put(data.len());
+        let mut commits = Vec::with_capacity(alias.destinations.len());
+        for destination in &alias.destinations {
+            match self.put_retrying_deleted(destination, data.clone(), exptime) {
+                Ok(commit) => commits.push(commit),
+                Err(error) => {
+                    for (queue, seq) in &commits {
+                        out.commit_later(queue, *seq);
+                    }
+                    return out.push(&error_reply(&error));
+                }
+            }
+        }
+        out.push_after_commits(&Response::Stored, &commits);
     }
 
     /// Puts an item, retrying once on a fresh queue if the queue was deleted meanwhile.
@@ -170,6 +194,11 @@ impl Session {
             &stats.cmd_get
         });
         self.forget_deleted(&name);
+        if self.shared.aliases.get(&name).is_some() {
+            bump(&self.shared.stats.get_misses);
+            out.push(&Response::End);
+            return Step::Continue;
+        }
         if options.abort {
             self.abort_oldest(&name, out);
             out.push(&Response::End);
@@ -327,6 +356,9 @@ impl Session {
     }
 
     fn delete(&mut self, name: &str, out: &mut Output) {
+        if self.shared.aliases.get(name).is_some() {
+            return out.push(&Response::Deleted);
+        }
         self.open_reads.remove(name);
         match self.shared.queues.delete(name) {
             Ok(_) => out.push(&Response::Deleted),
@@ -335,6 +367,9 @@ impl Session {
     }
 
     fn flush(&self, name: &str, out: &mut Output) {
+        if self.shared.aliases.get(name).is_some() {
+            return out.push(&Response::End);
+        }
         match self.shared.queues.get(name) {
             Some(queue) => {
                 let seq = queue.flush();

@@ -1,9 +1,10 @@
 //! State every connection shares: the queues, the counters, the configuration, the shutdown signal.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use lanner_queue::{QueueCollection, QueueStats};
+use lanner_queue::QueueCollection;
 use tokio_util::sync::CancellationToken;
 
+use crate::alias::Aliases;
 use crate::config::Config;
 use crate::stats::{ServerStats, queue_figures};
 
@@ -15,27 +16,52 @@ pub struct Shared {
     /// Cancelled to stop the server (signal or `shutdown` command).
     pub shutdown: CancellationToken,
     pub limits: lanner_proto::Limits,
+    pub aliases: Aliases,
 }
 
 impl Shared {
     /// The `dump_stats` body (spec e.2): a block per queue, all queues when none is named.
     pub fn dump_stats(&self, names: &[String]) -> Bytes {
-        let blocks: Vec<String> = if names.is_empty() {
-            self.queues
-                .queues()
-                .iter()
-                .map(|queue| dump_block(queue.name(), Some(queue.stats())))
+        let names: Vec<String> = if names.is_empty() {
+            let queues = self.queues.queues();
+            let queue_names = queues.iter().map(|queue| queue.name().to_owned());
+            queue_names
+                .chain(self.aliases.iter().map(|(name, _)| name.clone()))
                 .collect()
         } else {
-            names
-                .iter()
-                .map(|name| dump_block(name, self.queues.get(name).map(|queue| queue.stats())))
-                .collect()
+            names.to_vec()
         };
+        let blocks: Vec<String> = names.iter().map(|name| self.dump_block(name)).collect();
         let mut body = BytesMut::new();
         body.put_slice(blocks.join("\r\n").as_bytes());
         body.put_slice(b"\r\nEND\r\n");
         body.freeze()
+    }
+
+    /// `queue '<name>' {` + `  key=value` lines + `}` for one queue or alias (an unknown name's
+    /// block holds one line of two spaces, as Kestrel's does).
+    fn dump_block(&self, name: &str) -> String {
+        let figures: Vec<(&str, String)> = if let Some(alias) = self.aliases.get(name) {
+            alias.figures().into_iter().collect()
+        } else if let Some(queue) = self.queues.get(name) {
+            let stats = queue.stats();
+            queue_figures(&stats)
+                .into_iter()
+                .map(|(key, value)| (key, value.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let lines: Vec<String> = figures
+            .iter()
+            .map(|(key, value)| format!("  {key}={value}"))
+            .collect();
+        let body = if lines.is_empty() {
+            "  ".to_owned()
+        } else {
+            lines.join("\r\n")
+        };
+        format!("queue '{name}' {{\r\n{body}\r\n}}")
     }
 
     /// The `dump_config` body: the effective configuration as TOML, then `END`.
@@ -47,20 +73,4 @@ impl Shared {
         body.push_str("END\r\n");
         Bytes::from(body)
     }
-}
-
-/// `queue '<name>' {` + `  key=value` lines + `}` for one queue (an unknown queue's block
-/// holds one line of two spaces, as Kestrel's does).
-fn dump_block(name: &str, stats: Option<QueueStats>) -> String {
-    let body = match stats {
-        Some(stats) => {
-            let lines: Vec<String> = queue_figures(&stats)
-                .iter()
-                .map(|(key, value)| format!("  {key}={value}"))
-                .collect();
-            lines.join("\r\n")
-        }
-        None => "  ".to_owned(),
-    };
-    format!("queue '{name}' {{\r\n{body}\r\n}}")
 }

@@ -5,6 +5,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use lanner_queue::{QueueCollection, QueueStats};
 
+use crate::alias::Aliases;
+
 /// Counters shared by every connection. Relaxed atomics: they are figures, not synchronisation.
 #[derive(Debug)]
 pub struct ServerStats {
@@ -47,13 +49,14 @@ pub fn add(counter: &AtomicU64, amount: u64) {
     counter.fetch_add(amount, Ordering::Relaxed);
 }
 
-fn read(counter: &AtomicU64) -> u64 {
+/// A counter's value.
+pub fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
 }
 
 impl ServerStats {
-    /// The lines of a `stats` reply: the global figures, then each queue's.
-    pub fn report(&self, queues: &QueueCollection) -> Vec<(String, String)> {
+    /// The lines of a `stats` reply: the global figures, then each queue's and each alias's.
+    pub fn report(&self, queues: &QueueCollection, aliases: &Aliases) -> Vec<(String, String)> {
         let per_queue: Vec<(String, QueueStats)> = queues
             .queues()
             .iter()
@@ -62,6 +65,10 @@ impl ServerStats {
         let mut lines = self.global_lines(queues, &per_queue);
         for (name, stats) in &per_queue {
             lines.extend(queue_lines(name, stats));
+        }
+        for (name, alias) in aliases.iter() {
+            let figures = alias.figures().into_iter();
+            lines.extend(figures.map(|(key, value)| (format!("queue_{name}_{key}"), value)));
         }
         lines
     }
