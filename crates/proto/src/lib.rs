@@ -12,6 +12,6 @@ mod request;
 mod response;
 
 pub use name::{MAX_QUEUE_NAME_LEN, validate_queue_name};
-pub use parse::{AfterError, Limits, ParseError, Parsed, parse};
+pub use parse::{AfterError, Limits, ParseError, Parsed, parse, requested_key};
 pub use request::{GetOptions, Request};
 pub use response::Response;

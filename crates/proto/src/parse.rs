@@ -8,6 +8,8 @@
 mod args;
 mod commands;
 mod get;
+
+pub use get::requested_key;
 mod line;
 mod storage;
 mod verb;

@@ -66,6 +66,9 @@ pub struct ServerConfig {
     pub shutdown_timeout: Duration,
     /// Truncate a journal at corruption in the middle of a file instead of refusing to start.
     pub salvage: bool,
+    /// `VALUE` repeats the key exactly as requested, `/options` included (Part 0 #12), for
+    /// memcache clients that check the returned key.
+    pub echo_full_key: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +81,7 @@ impl Default for ServerConfig {
             max_request_size: 64 << 20,
             shutdown_timeout: Duration::from_secs(5),
             salvage: false,
+            echo_full_key: false,
         }
     }
 }

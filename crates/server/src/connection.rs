@@ -133,6 +133,7 @@ impl Connection {
             let timeout = monitor.deadline.saturating_duration_since(Instant::now());
             let wait = Wait {
                 queue: Arc::clone(&monitor.queue),
+                key: monitor.queue.name().to_owned(),
                 mode: TakeMode::Open,
                 timeout,
             };

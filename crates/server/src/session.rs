@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use lanner_proto::{GetOptions, Request, Response};
+use lanner_proto::{GetOptions, Request, Response, requested_key};
 use lanner_queue::{Queue, QueueError, TakeMode, TakeOutcome};
 use tracing::warn;
 
@@ -15,9 +15,10 @@ use crate::output::Output;
 use crate::shared::Shared;
 use crate::stats::bump;
 
-/// Payloads smaller than this are copied out of the read buffer instead of sharing it, so a
-/// small queued item never pins a whole read buffer in memory.
-const ZERO_COPY_MIN_PAYLOAD: usize = 1024;
+/// Payloads smaller than this are copied out of the read buffer instead of sharing it: a shared
+/// slice keeps the whole read buffer allocation alive, so only a payload at least as large as
+/// the buffer's read reserve may share it without wasting more memory than it holds.
+const ZERO_COPY_MIN_PAYLOAD: usize = 16 * 1024;
 
 /// What the connection does after a request.
 pub enum Step {
@@ -41,6 +42,8 @@ pub struct Monitor {
 /// A blocking get waiting for an item.
 pub struct Wait {
     pub queue: Arc<Queue>,
+    /// The key the item's `VALUE` line names.
+    pub key: String,
     pub mode: TakeMode,
     pub timeout: Duration,
 }
@@ -75,7 +78,10 @@ impl Session {
                 data,
                 ..
             } => self.set(&queue, exptime, payload(frame, data), out),
-            Request::Get { queue, options } => return self.get(queue, options, out),
+            Request::Get { queue, options } => {
+                let key = self.reply_key(&queue, frame);
+                return self.get(queue, options, key, out);
+            }
             Request::Confirm { queue, count } => return self.confirm(&queue, count, out),
             Request::Delete { queue } => self.delete(&queue, out),
             Request::Flush { queue } => self.flush(&queue, out),
@@ -117,7 +123,7 @@ impl Session {
 
     /// Replies to a blocking get once its wait ended.
     pub fn finish_wait(&mut self, wait: &Wait, outcome: TakeOutcome, out: &mut Output) {
-        self.deliver(&wait.queue, outcome, out);
+        self.deliver(&wait.queue, wait.key.clone(), outcome, out);
     }
 
     /// True while a monitor may deliver another item: items and time remain, and the connection
@@ -186,7 +192,7 @@ impl Session {
     }
 
     /// `get` with its options, evaluated in Kestrel's order (spec b.2).
-    fn get(&mut self, name: String, options: GetOptions, out: &mut Output) -> Step {
+    fn get(&mut self, name: String, options: GetOptions, key: String, out: &mut Output) -> Step {
         let stats = &self.shared.stats;
         bump(if options.peek {
             &stats.cmd_peek
@@ -231,12 +237,13 @@ impl Session {
                 out.commit_later(&queue, outcome.seq);
                 Step::Wait(Wait {
                     queue,
+                    key,
                     mode,
                     timeout: Duration::from_millis(u64::from(ms)),
                 })
             }
             _ => {
-                self.deliver(&queue, outcome, out);
+                self.deliver(&queue, key, outcome, out);
                 Step::Continue
             }
         }
@@ -274,8 +281,24 @@ impl Session {
         self.shared.config.server.max_open_transactions as usize
     }
 
+    /// The key a get's `VALUE` line names: the bare queue name, as Kestrel answers, or with
+    /// `echo_full_key` the key exactly as requested.
+    fn reply_key(&self, queue: &str, frame: &[u8]) -> String {
+        let requested = self
+            .shared
+            .config
+            .server
+            .echo_full_key
+            .then(|| requested_key(frame))
+            .flatten();
+        match requested {
+            Some(key) => String::from_utf8_lossy(key).into_owned(),
+            None => queue.to_owned(),
+        }
+    }
+
     /// Replies to a read with its item (registering an open read) or `END`.
-    fn deliver(&mut self, queue: &Arc<Queue>, outcome: TakeOutcome, out: &mut Output) {
+    fn deliver(&mut self, queue: &Arc<Queue>, key: String, outcome: TakeOutcome, out: &mut Output) {
         let Some(taken) = outcome.item else {
             bump(&self.shared.stats.get_misses);
             out.commit_later(queue, outcome.seq);
@@ -294,7 +317,7 @@ impl Session {
                 .push_back(xid);
         }
         let reply = Response::Value {
-            key: queue.name().to_owned(),
+            key,
             data: taken.data,
         };
         out.push_after_commit(&reply, queue, outcome.seq);

@@ -28,6 +28,20 @@ pub(super) fn parse_get<'a>(
     Ok(Request::Get { queue, options })
 }
 
+/// The key of a get request exactly as the client sent it, options included (`q/t=10/open`),
+/// for servers that echo the full key (Part 0 #12). `frame` is the request's bytes as consumed
+/// by [`crate::parse`]; `None` when it is not a get.
+pub fn requested_key(frame: &[u8]) -> Option<&[u8]> {
+    let line_end = frame.iter().position(|&byte| byte == b'\n')?;
+    let line = frame[..line_end]
+        .strip_suffix(b"\r")
+        .unwrap_or(&frame[..line_end]);
+    let mut tokens = split_like_java(line, b' ');
+    let verb = tokens.next()?;
+    let is_get = verb.eq_ignore_ascii_case(b"get") || verb.eq_ignore_ascii_case(b"gets");
+    if is_get { tokens.next() } else { None }
+}
+
 /// Reads the options after the queue name. They are case-sensitive; unknown options and empty
 /// pieces are ignored, and a later `t=` overrides an earlier one.
 fn parse_options<'a>(pieces: impl Iterator<Item = &'a [u8]>) -> Result<GetOptions, Rejection> {
@@ -79,6 +93,17 @@ mod tests {
             Ok(Request::Get { options, .. }) => options,
             other => panic!("{args:?} gave {other:?}"),
         }
+    }
+
+    #[test]
+    fn requested_key_keeps_the_options() {
+        assert_eq!(
+            requested_key(b"get q/t=10/open\r\n"),
+            Some(&b"q/t=10/open"[..])
+        );
+        assert_eq!(requested_key(b"GETS q other\n"), Some(&b"q"[..]));
+        assert_eq!(requested_key(b"set q 0 0 1\r\nx\r\n"), None);
+        assert_eq!(requested_key(b"get q"), None);
     }
 
     #[test]

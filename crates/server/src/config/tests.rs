@@ -91,6 +91,7 @@ fn every_key_parses() {
         max_request_size = 1048576
         shutdown_timeout = "1m 30s"
         salvage = true
+        echo_full_key = true
 
         [default]
         sync = "never"
@@ -113,6 +114,7 @@ fn every_key_parses() {
         max_request_size: 1 << 20,
         shutdown_timeout: Duration::from_secs(90),
         salvage: true,
+        echo_full_key: true,
     };
     assert_eq!(config.server, expected_server);
     assert_eq!(
