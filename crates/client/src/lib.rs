@@ -1,0 +1,1 @@
+//! Client for lanner and other Kestrel-compatible queue servers.
