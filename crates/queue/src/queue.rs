@@ -182,7 +182,11 @@ impl Queue {
         if self.is_deleted() {
             return TakeOutcome { item: None, seq: 0 };
         }
-        let mut seq = self.expire_head(&mut state, self.clock.now_ms());
+        let now = self.clock.now_ms();
+        let mut seq = self.expire_head(&mut state, now);
+        if mode != TakeMode::Peek {
+            state.note_head_taken(now);
+        }
         let item = match mode {
             TakeMode::Peek => state.head().map(|item| Taken {
                 data: item.data.clone(),
@@ -328,14 +332,11 @@ impl Queue {
     pub fn stats(&self) -> QueueStats {
         let state = self.lock();
         let journal = self.journal.stats();
-        let now = self.clock.now_ms();
         QueueStats {
             items: state.len() as u64,
             bytes: state.bytes(),
             open_transactions: state.open_count() as u64,
-            age_ms: state
-                .last_removed_add_time_ms()
-                .map_or(0, |added| (now - added).max(0) as u64),
+            age_ms: state.age_ms(),
             waiters: self.waiters.load(Ordering::Relaxed) as u64,
             counters: state.counters,
             journal,

@@ -39,8 +39,8 @@ pub struct QueueState {
     open_bytes: u64,
     /// Journal bytes needed to rewrite the live state (adds of items and of open reads).
     live_journal_bytes: u64,
-    /// Add time of the last item removed from the head (the `age` stat).
-    last_removed_add_time_ms: i64,
+    /// How long the last item a reader took had waited in the queue (the `age` stat).
+    age_ms: u64,
     pub counters: Counters,
 }
 
@@ -70,9 +70,17 @@ impl QueueState {
         self.live_journal_bytes
     }
 
-    /// Add time of the last item removed, or `None` when the `age` stat reads 0.
-    pub fn last_removed_add_time_ms(&self) -> Option<i64> {
-        (self.bytes > 0).then_some(self.last_removed_add_time_ms)
+    /// How long the last item a reader took had waited; 0 while the queue holds no bytes
+    /// (Kestrel's `age` stat).
+    pub fn age_ms(&self) -> u64 {
+        if self.bytes > 0 { self.age_ms } else { 0 }
+    }
+
+    /// Records that a reader takes the head item now (for the `age` stat).
+    pub fn note_head_taken(&mut self, now_ms: i64) {
+        if let Some(head) = self.items.front() {
+            self.age_ms = u64::try_from(now_ms - head.add_time_ms).unwrap_or(0);
+        }
     }
 
     /// The head item, if any.
@@ -90,7 +98,6 @@ impl QueueState {
     pub fn pop_front(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
         self.account_removed(&item);
-        self.last_removed_add_time_ms = item.add_time_ms;
         Some(item)
     }
 
