@@ -1,17 +1,19 @@
 //! The set of named queues in one data directory: recovery at startup, creation on first
-//! reference, deletion.
+//! reference, fanout (`master+child` queues get a copy of every item added to `master`),
+//! `expire_to_queue` wiring, and deletion.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use bytes::Bytes;
 use lanner_journal::{DirLock, Replay, Seq, list_queues, lock_dir};
 use tracing::info;
 
 use crate::clock::Clock;
 use crate::error::QueueError;
-use crate::queue::{Queue, QueueOptions};
+use crate::queue::{PutOutcome, Queue, QueueOptions};
 
 /// Resolves the settings of a queue from its name (the server's config inheritance).
 pub type OptionsResolver = Box<dyn Fn(&str) -> QueueOptions + Send + Sync>;
@@ -25,15 +27,52 @@ pub struct RecoveredQueue {
     pub replay: Replay,
 }
 
+/// The result of a put through the collection: the master queue's answer, and every queue
+/// (master and fanout children) with the journal position to commit before replying.
+pub struct FanoutPut {
+    pub outcome: PutOutcome,
+    pub commits: Vec<(Arc<Queue>, Seq)>,
+}
+
+/// The queues by name, and each fanout master's children.
+#[derive(Default)]
+struct Registry {
+    queues: HashMap<String, Arc<Queue>>,
+    /// Master name to children, in creation order. An entry outlives its last child (Kestrel
+    /// keeps reporting an empty `children` stat).
+    fanouts: HashMap<String, Vec<Arc<Queue>>>,
+}
+
+impl Registry {
+    fn insert(&mut self, queue: Arc<Queue>) {
+        if let Some(master) = fanout_master(queue.name()) {
+            self.fanouts
+                .entry(master.to_owned())
+                .or_default()
+                .push(Arc::clone(&queue));
+        }
+        self.queues.insert(queue.name().to_owned(), queue);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<Queue>> {
+        if let Some(master) = fanout_master(name) {
+            let children = self.fanouts.entry(master.to_owned()).or_default();
+            children.retain(|child| child.name() != name);
+        }
+        self.queues.remove(name)
+    }
+}
+
 /// All queues of a data directory, which it holds locked for its lifetime.
 pub struct QueueCollection {
     dir: PathBuf,
     _lock: DirLock,
     clock: Arc<dyn Clock>,
     resolve_options: OptionsResolver,
-    queues: RwLock<HashMap<String, Arc<Queue>>>,
+    registry: RwLock<Registry>,
     creates: AtomicU64,
     deletes: AtomicU64,
+    expires: AtomicU64,
 }
 
 impl QueueCollection {
@@ -44,7 +83,7 @@ impl QueueCollection {
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
         let lock = lock_dir(dir)?;
-        let mut queues = HashMap::new();
+        let mut registry = Registry::default();
         let mut recovered = Vec::new();
         for name in list_queues(dir)? {
             let (queue, replay) =
@@ -56,26 +95,31 @@ impl QueueCollection {
                 bytes: stats.bytes,
                 replay,
             });
-            queues.insert(name, Arc::new(queue));
+            registry.insert(Arc::new(queue));
         }
         let collection = Self {
             dir: dir.to_owned(),
             _lock: lock,
             clock,
             resolve_options,
-            queues: RwLock::new(queues),
+            registry: RwLock::new(registry),
             creates: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
+            expires: AtomicU64::new(0),
         };
+        for queue in collection.queues() {
+            collection.wire_expire_target(&queue)?;
+        }
         Ok((collection, recovered))
     }
 
     /// The queue `name`, if it exists. Never creates one.
     pub fn get(&self, name: &str) -> Option<Arc<Queue>> {
-        self.read().get(name).cloned()
+        self.read().queues.get(name).cloned()
     }
 
-    /// The queue `name`, created (with an empty journal) on first reference.
+    /// The queue `name`, created (with an empty journal) on first reference, together with its
+    /// `expire_to_queue`.
     ///
     /// The caller validates names against the protocol's rules; this only refuses names that
     /// could reach outside the data directory.
@@ -86,17 +130,64 @@ impl QueueCollection {
         if !is_safe_file_stem(name) {
             return Err(QueueError::BadName);
         }
-        let mut queues = self.write();
-        if let Some(queue) = queues.get(name) {
-            return Ok(Arc::clone(queue));
-        }
-        let options = (self.resolve_options)(name);
-        let (queue, _) = Queue::open(&self.dir, name, options, Arc::clone(&self.clock))?;
-        let queue = Arc::new(queue);
-        queues.insert(name.to_owned(), Arc::clone(&queue));
+        let queue = {
+            let mut registry = self.write();
+            if let Some(queue) = registry.queues.get(name) {
+                return Ok(Arc::clone(queue));
+            }
+            let options = (self.resolve_options)(name);
+            let (queue, _) = Queue::open(&self.dir, name, options, Arc::clone(&self.clock))?;
+            let queue = Arc::new(queue);
+            registry.insert(Arc::clone(&queue));
+            queue
+        };
         self.creates.fetch_add(1, Ordering::Relaxed);
         info!(queue = name, "created queue");
+        self.wire_expire_target(&queue)?;
         Ok(queue)
+    }
+
+    /// Adds an item to `name`: first a copy to each of its fanout children (each applies its
+    /// own limits; their refusals are ignored, as Kestrel's), then to the queue itself, whose
+    /// answer is the result. Retries once if the queue is deleted meanwhile.
+    pub fn put(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
+        match self.put_once(name, data.clone(), exptime) {
+            Err(QueueError::Deleted) => self.put_once(name, data, exptime),
+            result => result,
+        }
+    }
+
+    fn put_once(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
+        let queue = self.get_or_create(name)?;
+        let mut commits = Vec::new();
+        for child in self.children(name) {
+            if let Ok(PutOutcome::Stored(seq)) = child.put(data.clone(), exptime) {
+                commits.push((child, seq));
+            }
+        }
+        let outcome = queue.put(data, exptime)?;
+        if let PutOutcome::Stored(seq) = outcome {
+            commits.push((queue, seq));
+        }
+        Ok(FanoutPut { outcome, commits })
+    }
+
+    /// The fanout children of `master` (queues named `master+...`), in creation order.
+    pub fn children(&self, master: &str) -> Vec<Arc<Queue>> {
+        self.read().fanouts.get(master).cloned().unwrap_or_default()
+    }
+
+    /// Names of `master`'s fanout children, or `None` when it never had any (Kestrel reports
+    /// the `children` stat only for masters with a fanout entry).
+    pub fn children_names(&self, master: &str) -> Option<Vec<String>> {
+        let registry = self.read();
+        let children = registry.fanouts.get(master)?;
+        Some(
+            children
+                .iter()
+                .map(|child| child.name().to_owned())
+                .collect(),
+        )
     }
 
     /// Deletes the queue and its journal. Returns whether it existed.
@@ -110,9 +201,27 @@ impl QueueCollection {
         Ok(true)
     }
 
+    /// Background sweep: expires head items and timed-out open reads of every queue, then
+    /// deletes the empty queues older than their `max_queue_age`. Returns each queue with the
+    /// journal position to commit.
+    pub fn sweep(&self) -> Vec<(Arc<Queue>, Seq)> {
+        let swept = self.queues().into_iter().map(|queue| {
+            let seq = queue.sweep();
+            (queue, seq)
+        });
+        let swept: Vec<_> = swept.collect();
+        for (queue, _) in &swept {
+            if queue.has_outlived_max_age() && matches!(self.delete(queue.name()), Ok(true)) {
+                self.expires.fetch_add(1, Ordering::Relaxed);
+                info!(queue = queue.name(), "deleted queue past its max_queue_age");
+            }
+        }
+        swept
+    }
+
     /// Every queue, sorted by name.
     pub fn queues(&self) -> Vec<Arc<Queue>> {
-        let mut queues: Vec<Arc<Queue>> = self.read().values().cloned().collect();
+        let mut queues: Vec<Arc<Queue>> = self.read().queues.values().cloned().collect();
         queues.sort_by(|a, b| a.name().cmp(b.name()));
         queues
     }
@@ -141,9 +250,14 @@ impl QueueCollection {
         self.creates.load(Ordering::Relaxed)
     }
 
-    /// Queues deleted since startup.
+    /// Queues deleted since startup, by command or by expiry.
     pub fn deletes(&self) -> u64 {
         self.deletes.load(Ordering::Relaxed)
+    }
+
+    /// Queues deleted by the sweep for outliving their `max_queue_age`.
+    pub fn expires(&self) -> u64 {
+        self.expires.load(Ordering::Relaxed)
     }
 
     /// The clock the queues use.
@@ -151,17 +265,30 @@ impl QueueCollection {
         &self.clock
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Queue>>> {
-        self.queues
+    /// Creates the `expire_to_queue` of `queue`, if it has one, and points `queue` at it.
+    fn wire_expire_target(&self, queue: &Queue) -> Result<(), QueueError> {
+        if let Some(target) = &queue.options().expire_to_queue {
+            queue.set_expire_target(self.get_or_create(target)?);
+        }
+        Ok(())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Queue>>> {
-        self.queues
+    fn write(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The master of a fanout child: the text before the first `+` (`a+b+c` -> `a`).
+fn fanout_master(name: &str) -> Option<&str> {
+    name.split_once('+').map(|(master, _)| master)
 }
 
 /// A name that, used as the stem of a file name, stays inside the data directory.

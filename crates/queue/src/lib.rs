@@ -8,13 +8,17 @@ mod clock;
 mod collection;
 mod error;
 mod item;
+mod limits;
 mod queue;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use collection::{OptionsResolver, QueueCollection, RecoveredQueue};
+pub use collection::{FanoutPut, OptionsResolver, QueueCollection, RecoveredQueue};
 pub use error::QueueError;
 pub use item::{Item, NEVER, expiry_from_exptime};
 pub use lanner_journal::Seq;
-pub use queue::{Queue, QueueOptions, QueueStats, SyncPolicy, TakeMode, TakeOutcome, Taken};
+pub use limits::QueueLimits;
+pub use queue::{
+    PutOutcome, Queue, QueueOptions, QueueStats, SyncPolicy, TakeMode, TakeOutcome, Taken,
+};
 pub use state::Counters;

@@ -5,9 +5,10 @@
 //! fsyncing happen later, in [`Queue::commit`], with the mutex released: no request waits on
 //! another request's I/O just to read or change the queue.
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,7 +18,9 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::error::QueueError;
 use crate::item::{Item, expiry_from_exptime};
+use crate::limits::QueueLimits;
 use crate::state::{Counters, QueueState};
+use tracing::warn;
 
 /// When a journal is fsynced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,11 +33,15 @@ pub enum SyncPolicy {
     Never,
 }
 
-/// Settings of one queue.
+/// Settings of one queue. `sync` and `journal` are fixed when the queue opens; `limits` may
+/// change while it runs ([`Queue::set_limits`]).
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     pub sync: SyncPolicy,
     pub journal: JournalOptions,
+    pub limits: QueueLimits,
+    /// The queue that receives expired items (created with this one).
+    pub expire_to_queue: Option<String>,
 }
 
 impl Default for QueueOptions {
@@ -42,8 +49,19 @@ impl Default for QueueOptions {
         Self {
             sync: SyncPolicy::Interval(Duration::from_millis(100)),
             journal: JournalOptions::default(),
+            limits: QueueLimits::default(),
+            expire_to_queue: None,
         }
     }
+}
+
+/// Whether a put was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    /// Stored (or, for a fanout-only master, accepted and dropped); commit `Seq` before replying.
+    Stored(Seq),
+    /// Refused: the queue is full or the item too large (`NOT_STORED`).
+    NotStored,
 }
 
 /// How a read takes the head item.
@@ -85,7 +103,11 @@ pub struct Queue {
     name: String,
     options: QueueOptions,
     clock: Arc<dyn Clock>,
-    state: Mutex<QueueState>,
+    /// Epoch ms when the queue was created or loaded (for `max_queue_age`).
+    created_ms: i64,
+    state: Mutex<Locked>,
+    /// Where expired items go (`expire_to_queue`), set once when the queue is registered.
+    expire_to: OnceLock<Arc<Queue>>,
     journal: Journal,
     item_arrived: Notify,
     waiters: AtomicUsize,
@@ -106,11 +128,14 @@ impl Queue {
         for record in std::mem::take(&mut replay.records) {
             state.apply(record);
         }
+        let limits = options.limits.clone();
         let queue = Self {
             name: name.to_owned(),
             options,
+            created_ms: clock.now_ms(),
             clock,
-            state: Mutex::new(state),
+            state: Mutex::new(Locked { state, limits }),
+            expire_to: OnceLock::new(),
             journal,
             item_arrived: Notify::new(),
             waiters: AtomicUsize::new(0),
@@ -147,43 +172,82 @@ impl Queue {
         self.deleted.load(Ordering::Acquire)
     }
 
-    /// Adds an item at the tail with a memcache `exptime`, and wakes the oldest waiter.
-    pub fn put(&self, data: Bytes, exptime: i64) -> Result<Seq, QueueError> {
+    /// Adds an item at the tail with a memcache `exptime`, and wakes the oldest waiter. A full
+    /// queue refuses it, or with `discard_old_when_full` drops its oldest items to make room.
+    pub fn put(&self, data: Bytes, exptime: i64) -> Result<PutOutcome, QueueError> {
         if self.journal.is_poisoned() {
             return Err(QueueError::Poisoned {
                 queue: self.name.clone(),
             });
         }
         let now = self.clock.now_ms();
+        let mut state = self.lock();
+        if self.is_deleted() {
+            return Err(QueueError::Deleted);
+        }
+        if state.limits.refuses_item(data.len()) {
+            return Ok(PutOutcome::NotStored);
+        }
+        let expired = self.expire_head(&mut state, now);
+        if state.limits.fanout_only {
+            let seq = expired.seq;
+            return Ok(self.finish(state, expired, PutOutcome::Stored(seq)));
+        }
+        let Some(discard_seq) = self.make_room(&mut state) else {
+            return Ok(self.finish(state, expired, PutOutcome::NotStored));
+        };
         let item = Item {
             data,
             add_time_ms: now,
-            expiry_ms: expiry_from_exptime(exptime, now),
+            expiry_ms: state
+                .limits
+                .capped_expiry(expiry_from_exptime(exptime, now), now),
         };
-        let seq = {
-            let mut state = self.lock();
-            if self.is_deleted() {
-                return Err(QueueError::Deleted);
-            }
-            self.expire_head(&mut state, now);
-            let seq = self.append(&item.add_record());
-            state.push_back(item);
-            state.counters.total_items += 1;
-            self.compact_if_needed(&mut state);
-            seq
-        };
+        let seq = self.append(&item.add_record()).max(discard_seq);
+        state.push_back(item);
+        state.counters.total_items += 1;
+        self.compact_if_needed(&mut state);
+        let outcome = self.finish(state, expired, PutOutcome::Stored(seq));
         self.item_arrived.notify_one();
-        Ok(seq)
+        Ok(outcome)
     }
 
-    /// Takes the head item (after dropping expired ones), if any, without waiting.
+    /// Frees room for one more item: `Some` with the journal position of any discards, or
+    /// `None` when the queue is full and may not discard.
+    fn make_room(&self, state: &mut Locked) -> Option<Seq> {
+        let mut seq = 0;
+        while state.limits.is_full(state.len() as u64, state.bytes()) {
+            if !state.limits.discard_old_when_full || state.pop_front().is_none() {
+                return None;
+            }
+            state.counters.discarded += 1;
+            seq = self.append(&Record::Remove);
+        }
+        Some(seq)
+    }
+
+    /// Releases the lock, then hands expired items to the `expire_to_queue`.
+    fn finish<T>(&self, state: MutexGuard<'_, Locked>, expired: Expired, result: T) -> T {
+        drop(state);
+        self.forward_expired(expired.items);
+        result
+    }
+
+    /// Takes the head item (after dropping expired ones), if any, without waiting. A remove
+    /// first returns the oldest open read whose `open_transaction_timeout` passed, so that read
+    /// is the next one delivered (spec b.6).
     pub fn take(&self, mode: TakeMode) -> TakeOutcome {
         let mut state = self.lock();
         if self.is_deleted() {
             return TakeOutcome { item: None, seq: 0 };
         }
         let now = self.clock.now_ms();
-        let mut seq = self.expire_head(&mut state, now);
+        let reclaimed = match mode {
+            TakeMode::Peek => 0,
+            TakeMode::Remove | TakeMode::Open => self.reclaim_timed_out_read(&mut state, now),
+        };
+        let expired = self.expire_head(&mut state, now);
+        let mut seq = expired.seq.max(reclaimed);
         if mode != TakeMode::Peek {
             state.note_head_taken(now);
         }
@@ -199,7 +263,7 @@ impl Queue {
                     xid: None,
                 }
             }),
-            TakeMode::Open => self.open_head(&mut state).map(|(taken, open_seq)| {
+            TakeMode::Open => self.open_head(&mut state, now).map(|(taken, open_seq)| {
                 seq = open_seq;
                 taken
             }),
@@ -207,7 +271,7 @@ impl Queue {
         if item.is_some() && mode != TakeMode::Peek {
             self.compact_if_needed(&mut state);
         }
-        TakeOutcome { item, seq }
+        self.finish(state, expired, TakeOutcome { item, seq })
     }
 
     /// Takes the head item, waiting for one to arrive. Waiters are woken oldest first. Resolves
@@ -283,9 +347,54 @@ impl Queue {
         if self.is_deleted() {
             return (0, 0);
         }
-        let before = state.counters.expired_items;
-        let seq = self.expire_head(&mut state, self.clock.now_ms());
-        (state.counters.expired_items - before, seq)
+        let expired = self.expire_head(&mut state, self.clock.now_ms());
+        let result = (expired.count, expired.seq);
+        self.finish(state, expired, result)
+    }
+
+    /// Background sweep: expires head items and returns open reads past their timeout.
+    pub fn sweep(&self) -> Seq {
+        let mut state = self.lock();
+        if self.is_deleted() {
+            return 0;
+        }
+        let now = self.clock.now_ms();
+        let mut reclaimed = 0;
+        loop {
+            match self.reclaim_timed_out_read(&mut state, now) {
+                0 => break,
+                seq => reclaimed = seq,
+            }
+        }
+        let expired = self.expire_head(&mut state, now);
+        let seq = expired.seq.max(reclaimed);
+        self.finish(state, expired, seq)
+    }
+
+    /// True when the queue is empty, has `max_queue_age`, and was created longer ago than that.
+    pub fn has_outlived_max_age(&self) -> bool {
+        let state = self.lock();
+        let Some(max_age) = state.limits.max_queue_age else {
+            return false;
+        };
+        let age_ms = self.clock.now_ms() - self.created_ms;
+        state.is_drained() && u128::try_from(age_ms).is_ok_and(|age| age > max_age.as_millis())
+    }
+
+    /// Applies new limits to the live queue (`reload`).
+    pub fn set_limits(&self, limits: QueueLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> QueueLimits {
+        self.lock().limits.clone()
+    }
+
+    /// Sends this queue's expired items to `target` from now on (`expire_to_queue`).
+    pub(crate) fn set_expire_target(&self, target: Arc<Queue>) {
+        // Set once, when the queue is registered; a reload does not re-plumb it (as Kestrel).
+        let _ = self.expire_to.set(target);
     }
 
     /// Makes the records up to `seq` as durable as the queue's sync policy promises before a
@@ -343,7 +452,7 @@ impl Queue {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, QueueState> {
+    fn lock(&self) -> MutexGuard<'_, Locked> {
         // A panic while holding the lock cannot leave the state half-changed in a way that loses
         // acknowledged data (the journal is the truth), so keep serving.
         self.state
@@ -355,10 +464,14 @@ impl Queue {
         self.journal.append(record)
     }
 
-    fn open_head(&self, state: &mut QueueState) -> Option<(Taken, Seq)> {
+    fn open_head(&self, state: &mut Locked, now_ms: i64) -> Option<(Taken, Seq)> {
         state.head()?;
         let xid = state.next_xid();
-        let data = state.open_head(xid)?.data.clone();
+        let deadline = state
+            .limits
+            .open_read_timeout_ms()
+            .map(|timeout| now_ms.saturating_add(timeout));
+        let data = state.open_head(xid, deadline)?.data.clone();
         state.counters.transactions += 1;
         let seq = self.append(&Record::RemoveTentative { xid });
         Some((
@@ -376,14 +489,58 @@ impl Queue {
             .then(|| self.append(&Record::Unremove { xid }))
     }
 
-    /// Drops expired items at the head, journaling a remove for each (spec f.2).
-    fn expire_head(&self, state: &mut QueueState, now_ms: i64) -> Seq {
-        let mut seq = 0;
-        while state.head().is_some_and(|head| head.is_expired(now_ms)) {
-            state.pop_front();
+    /// Drops expired items at the head, at most `max_expire_sweep` of them, journaling a remove
+    /// for each (spec f.2). They are kept for the `expire_to_queue` if there is one.
+    fn expire_head(&self, state: &mut Locked, now_ms: i64) -> Expired {
+        let mut expired = Expired::default();
+        let keep = self.expire_to.get().is_some();
+        while expired.count < state.limits.expire_sweep()
+            && state
+                .head()
+                .is_some_and(|head| state.limits.has_expired(head, now_ms))
+        {
+            let Some(item) = state.pop_front() else { break };
             state.counters.expired_items += 1;
-            seq = self.append(&Record::Remove);
+            expired.seq = self.append(&Record::Remove);
+            expired.count += 1;
+            if keep {
+                expired.items.push(item);
+            }
         }
+        expired
+    }
+
+    /// Puts expired items into the `expire_to_queue`, without expiry and bypassing its fanout,
+    /// and writes them to its journal before the removes that dropped them here are committed,
+    /// so a crash cannot lose them in between.
+    fn forward_expired(&self, items: Vec<Item>) {
+        let Some(target) = self.expire_to.get() else {
+            return;
+        };
+        if items.is_empty() {
+            return;
+        }
+        for item in items {
+            if let Err(error) = target.put(item.data, 0) {
+                warn!(queue = %self.name, target = %target.name, %error, "cannot move an expired item");
+            }
+        }
+        if let Err(error) = target.write_pending() {
+            warn!(queue = %self.name, target = %target.name, %error, "cannot write moved expired items");
+        }
+    }
+
+    /// Returns the oldest open read to the head if its timeout passed; the journal position of
+    /// that abort, or 0.
+    fn reclaim_timed_out_read(&self, state: &mut Locked, now_ms: i64) -> Seq {
+        let Some(xid) = state.oldest_timed_out_read(now_ms) else {
+            return 0;
+        };
+        let Some(seq) = self.unremove(state, xid) else {
+            return 0;
+        };
+        state.counters.canceled_transactions += 1;
+        self.item_arrived.notify_one();
         seq
     }
 
@@ -401,6 +558,36 @@ impl Queue {
             self.journal.rewrite(state.snapshot());
         }
     }
+}
+
+/// Everything the queue's mutex protects: the state and the limits it is held to.
+struct Locked {
+    state: QueueState,
+    limits: QueueLimits,
+}
+
+impl Deref for Locked {
+    type Target = QueueState;
+
+    fn deref(&self) -> &QueueState {
+        &self.state
+    }
+}
+
+impl DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut QueueState {
+        &mut self.state
+    }
+}
+
+/// Items an expiry pass removed.
+#[derive(Default)]
+struct Expired {
+    count: u64,
+    /// Journal position of the last remove (0 if none).
+    seq: Seq,
+    /// The removed items, when they go to an `expire_to_queue`.
+    items: Vec<Item>,
 }
 
 /// Figures of one queue, for `stats`.

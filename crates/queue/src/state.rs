@@ -15,6 +15,8 @@ struct OpenRead {
     /// Order in which reads were opened, so recovery can put them back in their original order
     /// even after the xid counter wrapped.
     opened: u64,
+    /// When the read goes back to the queue unless confirmed (epoch ms), if it has a timeout.
+    deadline_ms: Option<i64>,
 }
 
 /// Counters reported by `stats` that are not derived from the current contents.
@@ -36,7 +38,6 @@ pub struct QueueState {
     last_xid: u32,
     opened_count: u64,
     bytes: u64,
-    open_bytes: u64,
     /// Journal bytes needed to rewrite the live state (adds of items and of open reads).
     live_journal_bytes: u64,
     /// How long the last item a reader took had waited in the queue (the `age` stat).
@@ -123,18 +124,30 @@ impl QueueState {
     }
 
     /// Moves the head item into open read `xid`.
-    pub fn open_head(&mut self, xid: u32) -> Option<&Item> {
+    pub fn open_head(&mut self, xid: u32, deadline_ms: Option<i64>) -> Option<&Item> {
         let item = self.pop_front()?;
         self.live_journal_bytes +=
             Record::RemoveTentative { xid }.encoded_len() + item.journal_len();
-        self.open_bytes += item.data.len() as u64;
         self.opened_count += 1;
         self.last_xid = xid;
         let read = OpenRead {
             item,
             opened: self.opened_count,
+            deadline_ms,
         };
         Some(&self.open.entry(xid).insert_entry(read).into_mut().item)
+    }
+
+    /// The oldest open read with a deadline, if that deadline passed before `now_ms`.
+    pub fn oldest_timed_out_read(&self, now_ms: i64) -> Option<u32> {
+        let (xid, read) = self
+            .open
+            .iter()
+            .filter(|(_, read)| read.deadline_ms.is_some())
+            .min_by_key(|(_, read)| read.opened)?;
+        read.deadline_ms
+            .is_some_and(|deadline| deadline < now_ms)
+            .then_some(*xid)
     }
 
     /// Puts open read `xid` back at the head. Returns false when no such read is open.
@@ -194,7 +207,7 @@ impl QueueState {
                 true
             }
             Record::Remove => self.pop_front().is_some(),
-            Record::RemoveTentative { xid } => self.open_head(xid).is_some(),
+            Record::RemoveTentative { xid } => self.open_head(xid, None).is_some(),
             Record::Unremove { xid } => self.unremove(xid),
             Record::ConfirmRemove { xid } => self.confirm(xid),
         };
@@ -207,7 +220,6 @@ impl QueueState {
         let read = self.open.remove(&xid)?;
         self.live_journal_bytes -=
             Record::RemoveTentative { xid }.encoded_len() + read.item.journal_len();
-        self.open_bytes -= read.item.data.len() as u64;
         Some(read)
     }
 
@@ -248,7 +260,7 @@ mod tests {
         }
         for _ in 0..4 {
             let xid = state.next_xid();
-            state.open_head(xid);
+            state.open_head(xid, None);
         }
         state.confirm(2);
         state.confirm(4);
@@ -265,7 +277,7 @@ mod tests {
             state.push_back(item(text));
         }
         let xid = state.next_xid();
-        state.open_head(xid);
+        state.open_head(xid, None);
         let mut replayed = QueueState::default();
         for record in state.snapshot() {
             replayed.apply(record);
@@ -283,7 +295,7 @@ mod tests {
         state.push_back(item("x"));
         state.last_xid = i32::MAX as u32 - 1;
         let xid = state.next_xid();
-        state.open_head(xid);
+        state.open_head(xid, None);
         assert_eq!(xid, i32::MAX as u32);
         assert_eq!(state.next_xid(), 1);
         state.last_xid = i32::MAX as u32 - 1;
@@ -296,7 +308,7 @@ mod tests {
         state.push_back(item("hello"));
         state.push_back(item("world"));
         let xid = state.next_xid();
-        state.open_head(xid);
+        state.open_head(xid, None);
         state.unremove(xid);
         state.clear();
         assert!(state.is_drained());

@@ -69,6 +69,17 @@ pub struct ServerConfig {
     /// `VALUE` repeats the key exactly as requested, `/options` included (Part 0 #12), for
     /// memcache clients that check the returned key.
     pub echo_full_key: bool,
+    /// A connection idle this long is closed (its open reads go back); `None` for never.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "units::duration_opt"
+    )]
+    pub client_timeout: Option<Duration>,
+    /// Period of the background sweep that expires items at the head of every queue, returns
+    /// timed-out open reads and deletes queues past `max_queue_age`.
+    #[serde(with = "units::duration")]
+    pub expiration_timer_frequency: Duration,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +93,8 @@ impl Default for ServerConfig {
             shutdown_timeout: Duration::from_secs(5),
             salvage: false,
             echo_full_key: false,
+            client_timeout: None,
+            expiration_timer_frequency: Duration::from_secs(1),
         }
     }
 }
@@ -94,65 +107,112 @@ pub struct AliasConfig {
     pub destination_queues: Vec<String>,
 }
 
-/// The queue settings written in one table.
-/// Every field is `Option`: only keys written in a table override the parent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueueOverrides {
+/// Declares every queue setting once, and derives from that list the per-table
+/// [`QueueOverrides`] (every key optional), the resolved [`QueueSettings`], the built-in defaults
+/// and the layering of one over the other. Adding a key is one entry here plus its line in
+/// `config/lanner.toml`.
+macro_rules! queue_settings {
+    ($(
+        $(#[doc = $doc:literal])*
+        $key:ident: $setting:ty = $default:expr, serde $with:literal;
+    )*) => {
+        /// The queue settings written in one table.
+        /// Every field is `Option`: only keys written in a table override the parent.
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct QueueOverrides {
+            $(
+                $(#[doc = $doc])*
+                #[serde(default, skip_serializing_if = "Option::is_none", with = $with)]
+                pub $key: Option<<$setting as Setting>::Written>,
+            )*
+        }
+
+        /// Fully resolved settings for one queue.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct QueueSettings {
+            $(
+                $(#[doc = $doc])*
+                pub $key: $setting,
+            )*
+        }
+
+        impl Default for QueueSettings {
+            fn default() -> Self {
+                QueueSettings { $($key: $default,)* }
+            }
+        }
+
+        impl QueueSettings {
+            /// These settings with the keys written in `table` (if there is one) replacing them.
+            fn overridden_by(self, table: Option<&QueueOverrides>) -> QueueSettings {
+                let Some(table) = table else { return self };
+                QueueSettings { $($key: table.$key.clone().map_or(self.$key, Into::into),)* }
+            }
+        }
+
+        impl From<QueueSettings> for QueueOverrides {
+            fn from(settings: QueueSettings) -> Self {
+                QueueOverrides { $($key: settings.$key.written(),)* }
+            }
+        }
+    };
+}
+
+/// A queue setting's type, and how it is written in a table: a required setting is written as
+/// itself, an optional one (`None` = no limit) as its inner value.
+pub trait Setting: Sized {
+    /// What a table holds for this setting when the key is written.
+    type Written: Clone + Into<Self>;
+    /// The setting as a table would write it (`None` for an unset optional setting).
+    fn written(self) -> Option<Self::Written>;
+}
+
+macro_rules! required_setting {
+    ($($type:ty),*) => {$(
+        impl Setting for $type {
+            type Written = $type;
+            fn written(self) -> Option<$type> {
+                Some(self)
+            }
+        }
+    )*};
+}
+
+required_setting!(SyncPolicy, u64, bool);
+
+impl<T: Clone> Setting for Option<T> {
+    type Written = T;
+    fn written(self) -> Option<T> {
+        self
+    }
+}
+
+queue_settings! {
     /// When the journal is fsynced.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "units::sync_opt"
-    )]
-    pub sync: Option<SyncPolicy>,
+    sync: SyncPolicy = SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL), serde "units::sync_opt";
     /// Size in bytes at which the journal moves on to a new segment.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "units::size_opt"
-    )]
-    pub journal_segment_size: Option<u64>,
-}
-
-/// Fully resolved settings for one queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueueSettings {
-    /// When the journal is fsynced.
-    pub sync: SyncPolicy,
-    /// Size in bytes at which the journal moves on to a new segment.
-    pub journal_segment_size: u64,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        QueueSettings {
-            sync: SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL),
-            journal_segment_size: DEFAULT_JOURNAL_SEGMENT_SIZE,
-        }
-    }
-}
-
-impl QueueSettings {
-    /// These settings with the keys written in `table` (if there is one) replacing them.
-    fn overridden_by(self, table: Option<&QueueOverrides>) -> QueueSettings {
-        let Some(table) = table else { return self };
-        QueueSettings {
-            sync: table.sync.unwrap_or(self.sync),
-            journal_segment_size: table
-                .journal_segment_size
-                .unwrap_or(self.journal_segment_size),
-        }
-    }
-}
-
-impl From<QueueSettings> for QueueOverrides {
-    fn from(settings: QueueSettings) -> Self {
-        QueueOverrides {
-            sync: Some(settings.sync),
-            journal_segment_size: Some(settings.journal_segment_size),
-        }
-    }
+    journal_segment_size: u64 = DEFAULT_JOURNAL_SEGMENT_SIZE, serde "units::size_opt";
+    /// Most items the queue holds; `None` for no limit.
+    max_items: Option<u64> = None, serde "units::plain";
+    /// Most payload bytes the queue holds (checked before an add); `None` for no limit.
+    max_size: Option<u64> = None, serde "units::size_opt";
+    /// Largest item the queue accepts; `None` for no limit beyond the protocol's.
+    max_item_size: Option<u64> = None, serde "units::size_opt";
+    /// When full, drop the oldest items to make room instead of refusing the new one.
+    discard_old_when_full: bool = false, serde "units::plain";
+    /// Items expire at the latest this long after they were added; `None` for never.
+    max_age: Option<Duration> = None, serde "units::duration_opt";
+    /// Queue that receives this queue's expired items, without expiry (the delay-queue pattern).
+    expire_to_queue: Option<String> = None, serde "units::plain";
+    /// Most items one expiry pass removes; `None` for no limit.
+    max_expire_sweep: Option<u64> = None, serde "units::plain";
+    /// A fanout master that keeps nothing itself: only its children receive items.
+    fanout_only: bool = false, serde "units::plain";
+    /// An empty queue this old (since creation or startup) is deleted by the background sweep.
+    max_queue_age: Option<Duration> = None, serde "units::duration_opt";
+    /// An open read not confirmed within this time goes back to the queue.
+    open_transaction_timeout: Option<Duration> = None, serde "units::duration_opt";
 }
 
 /// When a queue's journal is fsynced: `Always`, `Never` or `Interval(period)`, written in the

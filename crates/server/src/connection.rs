@@ -109,9 +109,14 @@ impl Connection {
             return Ok(false);
         }
         self.read_buf.reserve(READ_BUFFER_CAPACITY);
+        let idle_limit = self.shared.config.server.client_timeout;
         let read = tokio::select! {
             read = self.stream.read_buf(&mut self.read_buf) => read?,
             () = self.shared.shutdown.cancelled() => return Ok(false),
+            () = idle(idle_limit) => {
+                debug!("closing a connection idle for longer than client_timeout");
+                return Ok(false);
+            }
         };
         add(&self.shared.stats.bytes_read, read as u64);
         Ok(read > 0)
@@ -196,6 +201,14 @@ impl Connection {
         commit(&self.out).await;
         self.out.finish(&[]);
         self.out.clear();
+    }
+}
+
+/// Resolves after `limit`, or never when there is none.
+async fn idle(limit: Option<std::time::Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -3,6 +3,7 @@
 //! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
 
 mod alias;
+mod background;
 pub mod cli;
 pub mod config;
 mod connection;
@@ -11,4 +12,3 @@ pub mod server;
 mod session;
 mod shared;
 mod stats;
-mod syncer;

@@ -6,18 +6,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use lanner_journal::JournalOptions;
-use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
+use lanner_queue::{QueueCollection, QueueLimits, QueueOptions, RecoveredQueue, SystemClock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::alias::Aliases;
+use crate::background::Background;
 use crate::config::Config;
 use crate::connection;
 use crate::shared::Shared;
 use crate::stats::ServerStats;
-use crate::syncer::Syncer;
 
 /// Recovers every queue, then serves until a signal or the `shutdown` command. Returns once
 /// connections have finished (or `shutdown_timeout` passed) and every journal is fsynced.
@@ -28,13 +28,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", shared.config.server.listen))?;
     let address = listener.local_addr()?;
     info!(%address, "lanner listening on {address}");
-    let syncer = Syncer::start(Arc::clone(&shared))?;
+    let background = Background::start(Arc::clone(&shared))?;
     let connections = TaskTracker::new();
     tokio::spawn(stop_on_signal(shared.shutdown.clone()));
     accept_until_shutdown(&listener, &shared, &connections).await;
     drop(listener);
     drain(&shared, &connections).await;
-    syncer.stop();
+    background.stop();
     shared
         .queues
         .sync_all()
@@ -52,6 +52,7 @@ fn recover(config: Config) -> anyhow::Result<Shared> {
     let (queues, recovered) = QueueCollection::open(&data_dir, resolve, Arc::new(SystemClock))
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     log_recovery(&recovered, started.elapsed());
+    create_configured_fanout_children(&config, &queues)?;
     let limits = lanner_proto::Limits {
         max_line_len: usize::try_from(config.server.max_line_length).unwrap_or(usize::MAX),
         max_item_size: usize::try_from(config.server.max_request_size).unwrap_or(usize::MAX),
@@ -66,6 +67,20 @@ fn recover(config: Config) -> anyhow::Result<Shared> {
     })
 }
 
+/// Fanout children named in the configuration exist from startup, so they receive copies from
+/// the first item on (Kestrel issue #127).
+fn create_configured_fanout_children(
+    config: &Config,
+    queues: &QueueCollection,
+) -> anyhow::Result<()> {
+    for name in config.queues.keys().filter(|name| name.contains('+')) {
+        queues
+            .get_or_create(name)
+            .with_context(|| format!("cannot create fanout queue {name}"))?;
+    }
+    Ok(())
+}
+
 /// The queue crate's options for `name`, from the resolved configuration.
 fn queue_options(config: &Config, name: &str) -> QueueOptions {
     let settings = config.queue_settings(name);
@@ -76,6 +91,18 @@ fn queue_options(config: &Config, name: &str) -> QueueOptions {
             salvage: config.server.salvage,
             ..JournalOptions::default()
         },
+        limits: QueueLimits {
+            max_items: settings.max_items,
+            max_size: settings.max_size,
+            max_item_size: settings.max_item_size,
+            discard_old_when_full: settings.discard_old_when_full,
+            max_age: settings.max_age,
+            max_expire_sweep: settings.max_expire_sweep,
+            fanout_only: settings.fanout_only,
+            open_transaction_timeout: settings.open_transaction_timeout,
+            max_queue_age: settings.max_queue_age,
+        },
+        expire_to_queue: settings.expire_to_queue,
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanner_proto::{GetOptions, Request, Response, requested_key};
-use lanner_queue::{Queue, QueueError, TakeMode, TakeOutcome};
+use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
 use tracing::warn;
 
 use crate::alias::Alias;
@@ -149,19 +149,26 @@ impl Session {
         if let Some(alias) = self.shared.aliases.get(name) {
             return self.set_alias(alias, exptime, data, out);
         }
-        match self.put_retrying_deleted(name, data, exptime) {
-            Ok((queue, seq)) => out.push_after_commit(&Response::Stored, &queue, seq),
+        match self.shared.queues.put(name, data, exptime) {
+            Ok(put) => out.push_after_commits(&stored_reply(put.outcome), &put.commits),
             Err(error) => out.push(&error_reply(&error)),
         }
     }
 
-    /// Adds the item to every destination of the alias; `STORED` once all of them hold it.
+    /// Adds the item to every destination of the alias (their fanouts included); `STORED` only
+    /// if all of them accepted it.
     fn set_alias(&self, alias: &Alias, exptime: i64, data: Bytes, out: &mut Output) {
         alias.count_put(data.len());
-        let mut commits = Vec::with_capacity(alias.destinations.len());
+        let mut commits = Vec::new();
+        let mut outcome = PutOutcome::Stored(0);
         for destination in &alias.destinations {
-            match self.put_retrying_deleted(destination, data.clone(), exptime) {
-                Ok(commit) => commits.push(commit),
+            match self.shared.queues.put(destination, data.clone(), exptime) {
+                Ok(put) => {
+                    commits.extend(put.commits);
+                    if put.outcome == PutOutcome::NotStored {
+                        outcome = PutOutcome::NotStored;
+                    }
+                }
                 Err(error) => {
                     for (queue, seq) in &commits {
                         out.commit_later(queue, *seq);
@@ -170,25 +177,7 @@ impl Session {
                 }
             }
         }
-        out.push_after_commits(&Response::Stored, &commits);
-    }
-
-    /// Puts an item, retrying once on a fresh queue if the queue was deleted meanwhile.
-    fn put_retrying_deleted(
-        &self,
-        name: &str,
-        data: Bytes,
-        exptime: i64,
-    ) -> Result<(Arc<Queue>, u64), QueueError> {
-        let queue = self.shared.queues.get_or_create(name)?;
-        match queue.put(data.clone(), exptime) {
-            Err(QueueError::Deleted) => {
-                let queue = self.shared.queues.get_or_create(name)?;
-                let seq = queue.put(data, exptime)?;
-                Ok((queue, seq))
-            }
-            result => result.map(|seq| (queue, seq)),
-        }
+        out.push_after_commits(&stored_reply(outcome), &commits);
     }
 
     /// `get` with its options, evaluated in Kestrel's order (spec b.2).
@@ -446,6 +435,14 @@ fn take_mode(options: GetOptions) -> TakeMode {
         TakeMode::Open
     } else {
         TakeMode::Remove
+    }
+}
+
+/// `STORED` or `NOT_STORED`.
+fn stored_reply(outcome: PutOutcome) -> Response {
+    match outcome {
+        PutOutcome::Stored(_) => Response::Stored,
+        PutOutcome::NotStored => Response::NotStored,
     }
 }
 

@@ -44,11 +44,7 @@ impl Shared {
         let figures: Vec<(&str, String)> = if let Some(alias) = self.aliases.get(name) {
             alias.figures().into_iter().collect()
         } else if let Some(queue) = self.queues.get(name) {
-            let stats = queue.stats();
-            queue_figures(&stats)
-                .into_iter()
-                .map(|(key, value)| (key, value.to_string()))
-                .collect()
+            queue_figures(&queue.stats(), self.queues.children_names(name))
         } else {
             Vec::new()
         };

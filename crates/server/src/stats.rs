@@ -64,7 +64,12 @@ impl ServerStats {
             .collect();
         let mut lines = self.global_lines(queues, &per_queue);
         for (name, stats) in &per_queue {
-            lines.extend(queue_lines(name, stats));
+            let figures = queue_figures(stats, queues.children_names(name));
+            lines.extend(
+                figures
+                    .into_iter()
+                    .map(|(key, value)| (format!("queue_{name}_{key}"), value)),
+            );
         }
         for (name, alias) in aliases.iter() {
             let figures = alias.figures().into_iter();
@@ -110,8 +115,7 @@ impl ServerStats {
             ("bytes_written", read(&self.bytes_written).to_string()),
             ("queue_creates", queues.creates().to_string()),
             ("queue_deletes", queues.deletes().to_string()),
-            // Queues expire only by `max_queue_age`, which this version does not offer yet.
-            ("queue_expires", "0".to_owned()),
+            ("queue_expires", queues.expires().to_string()),
         ];
         figures
             .into_iter()
@@ -120,16 +124,13 @@ impl ServerStats {
     }
 }
 
-/// `queue_<name>_<key>` lines in Kestrel's order.
-fn queue_lines(name: &str, stats: &QueueStats) -> impl Iterator<Item = (String, String)> {
-    queue_figures(stats)
-        .into_iter()
-        .map(move |(key, value)| (format!("queue_{name}_{key}"), value.to_string()))
-}
-
-/// One queue's figures, named and ordered as Kestrel's per-queue stats.
-pub fn queue_figures(stats: &QueueStats) -> [(&'static str, u64); 16] {
-    [
+/// One queue's figures, named and ordered as Kestrel's per-queue stats; `children` (the
+/// comma-separated fanout children) only for a queue that has a fanout entry.
+pub fn queue_figures(
+    stats: &QueueStats,
+    children: Option<Vec<String>>,
+) -> Vec<(&'static str, String)> {
+    let counts = [
         ("items", stats.items),
         ("bytes", stats.bytes),
         ("total_items", stats.counters.total_items),
@@ -149,5 +150,13 @@ pub fn queue_figures(stats: &QueueStats) -> [(&'static str, u64); 16] {
         ("total_flushes", stats.counters.total_flushes),
         ("journal_rewrites", stats.journal.rewrites),
         ("journal_rotations", stats.journal.rotations),
-    ]
+    ];
+    let mut figures: Vec<(&str, String)> = counts
+        .into_iter()
+        .map(|(key, value)| (key, value.to_string()))
+        .collect();
+    if let Some(children) = children {
+        figures.push(("children", children.join(",")));
+    }
+    figures
 }

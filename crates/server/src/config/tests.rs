@@ -13,10 +13,20 @@ fn interval(millis: u64) -> SyncPolicy {
     SyncPolicy::Interval(Duration::from_millis(millis))
 }
 
+/// The `[default]` table as loading fills it: every required key present.
+fn filled_default(sync: SyncPolicy, journal_segment_size: u64) -> QueueOverrides {
+    QueueOverrides {
+        sync: Some(sync),
+        journal_segment_size: Some(journal_segment_size),
+        ..QueueSettings::default().into()
+    }
+}
+
 fn overrides(sync: Option<SyncPolicy>, journal_segment_size: Option<u64>) -> QueueOverrides {
     QueueOverrides {
         sync,
         journal_segment_size,
+        ..QueueOverrides::default()
     }
 }
 
@@ -49,14 +59,15 @@ fn defaults_are_the_documented_values() {
     assert!(!server.salvage);
     assert_eq!(
         config.default,
-        overrides(Some(interval(100)), Some(16 * 1024 * 1024))
+        filled_default(interval(100), 16 * 1024 * 1024)
     );
     assert!(config.queues.is_empty() && config.aliases.is_empty());
     assert_eq!(
         QueueSettings::default(),
         QueueSettings {
             sync: interval(100),
-            journal_segment_size: 16 * 1024 * 1024
+            journal_segment_size: 16 * 1024 * 1024,
+            ..QueueSettings::default()
         }
     );
 }
@@ -73,10 +84,7 @@ fn shipped_file_equals_the_defaults() {
 fn empty_file_and_partial_default_table_fill_in_built_in_defaults() {
     assert_eq!(parse("").unwrap(), Config::default());
     let config = parse("[default]\nsync = \"never\"\n").unwrap();
-    assert_eq!(
-        config.default,
-        overrides(Some(SyncPolicy::Never), Some(16 << 20))
-    );
+    assert_eq!(config.default, filled_default(SyncPolicy::Never, 16 << 20));
 }
 
 #[test]
@@ -92,6 +100,8 @@ fn every_key_parses() {
         shutdown_timeout = "1m 30s"
         salvage = true
         echo_full_key = true
+        client_timeout = "30s"
+        expiration_timer_frequency = "250ms"
 
         [default]
         sync = "never"
@@ -115,12 +125,11 @@ fn every_key_parses() {
         shutdown_timeout: Duration::from_secs(90),
         salvage: true,
         echo_full_key: true,
+        client_timeout: Some(Duration::from_secs(30)),
+        expiration_timer_frequency: Duration::from_millis(250),
     };
     assert_eq!(config.server, expected_server);
-    assert_eq!(
-        config.default,
-        overrides(Some(SyncPolicy::Never), Some(1 << 30))
-    );
+    assert_eq!(config.default, filled_default(SyncPolicy::Never, 1 << 30));
     assert_eq!(
         config.queues["jobs"],
         overrides(Some(SyncPolicy::Always), Some(64_000_000))
@@ -165,9 +174,9 @@ fn unknown_keys_are_rejected_in_every_table() {
     let cases = [
         ("bogus_top = 1", "bogus_top"),
         ("[server]\nlisten_port = 22133", "listen_port"),
-        ("[default]\nmax_items = 5", "max_items"),
+        ("[default]\nmax_itemz = 5", "max_itemz"),
         ("[queues.jobs]\nsync_journal = \"1s\"", "sync_journal"),
-        ("[queues.\"jobs+audit\"]\nfanout_only = true", "fanout_only"),
+        ("[queues.\"jobs+audit\"]\nfanout_onli = true", "fanout_onli"),
         (
             "[aliases.all]\ndestination_queues = [\"a\"]\ndestinations = [\"b\"]",
             "destinations",
@@ -223,7 +232,8 @@ fn queues_inherit_default_then_their_own_table() {
         jobs,
         QueueSettings {
             sync: SyncPolicy::Always,
-            journal_segment_size: 1 << 20
+            journal_segment_size: 1 << 20,
+            ..QueueSettings::default()
         }
     );
     let other = config.queue_settings("other");
@@ -231,7 +241,8 @@ fn queues_inherit_default_then_their_own_table() {
         other,
         QueueSettings {
             sync: interval(250),
-            journal_segment_size: 1 << 20
+            journal_segment_size: 1 << 20,
+            ..QueueSettings::default()
         }
     );
 }
@@ -257,7 +268,8 @@ fn fanout_children_inherit_their_master_then_their_own_table() {
         audit,
         QueueSettings {
             sync: SyncPolicy::Always,
-            journal_segment_size: 3 << 20
+            journal_segment_size: 3 << 20,
+            ..QueueSettings::default()
         }
     );
     let plain = config.queue_settings("jobs+plain");
@@ -265,7 +277,8 @@ fn fanout_children_inherit_their_master_then_their_own_table() {
         plain,
         QueueSettings {
             sync: SyncPolicy::Always,
-            journal_segment_size: 2 << 20
+            journal_segment_size: 2 << 20,
+            ..QueueSettings::default()
         }
     );
     // The master is the text before the first '+'.
@@ -277,7 +290,8 @@ fn fanout_children_inherit_their_master_then_their_own_table() {
         orphan,
         QueueSettings {
             sync: interval(100),
-            journal_segment_size: 1 << 20
+            journal_segment_size: 1 << 20,
+            ..QueueSettings::default()
         }
     );
 }

@@ -135,6 +135,52 @@ pub mod duration {
     }
 }
 
+/// `#[serde(with)]` for an optional duration; pair it with `default` so a missing key is `None`.
+pub mod duration_opt {
+    use super::{Deserializer, Duration, Serializer, duration};
+
+    /// Writes a present duration in humantime notation.
+    pub fn serialize<S: Serializer>(
+        period: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match period {
+            Some(period) => duration::serialize(period, serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads a duration that is present.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        duration::deserialize(deserializer).map(Some)
+    }
+}
+
+/// `#[serde(with)]` for an optional value written as TOML writes it (booleans, counts, names);
+/// pair it with `default` so a missing key is `None`.
+pub mod plain {
+    use serde::Serialize;
+
+    use super::{Deserialize, Deserializer, Serializer};
+
+    /// Writes a present value as it is.
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<T>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        value.serialize(serializer)
+    }
+
+    /// Reads a value that is present.
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<T>, D::Error> {
+        T::deserialize(deserializer).map(Some)
+    }
+}
+
 /// `#[serde(deserialize_with)]` for a count that must be at least 1.
 pub mod at_least_one {
     use super::{Deserialize, Deserializer, de};
