@@ -315,8 +315,19 @@ impl Config {
 
     /// Checks what serde cannot: queue and alias names, and alias destinations.
     fn validate(&self) -> Result<(), String> {
-        for name in self.queues.keys() {
-            check_name(&format!("[queues.{name:?}]"), "queue", name)?;
+        let tables = self
+            .queues
+            .iter()
+            .map(|(name, table)| (format!("[queues.{name:?}]"), Some(name), table));
+        for (table, name, overrides) in
+            tables.chain([("[default]".to_owned(), None, &self.default)])
+        {
+            if let Some(name) = name {
+                check_name(&table, "queue", name)?;
+            }
+            if let Some(target) = &overrides.expire_to_queue {
+                check_name(&table, "expire_to_queue", target)?;
+            }
         }
         for (name, alias) in &self.aliases {
             self.check_alias(&format!("[aliases.{name:?}]"), name, alias)?;

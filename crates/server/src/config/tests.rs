@@ -408,3 +408,44 @@ fn defaults_render_completely_and_round_trip() {
     }
     assert_eq!(parse(&rendered).unwrap(), Config::default());
 }
+
+#[test]
+fn expire_to_queue_must_be_a_valid_queue_name() {
+    let message = invalid_error("[queues.pending]\nexpire_to_queue = \"bad/name\"\n");
+    assert!(message.contains("[queues.\"pending\"]"), "{message}");
+    assert!(message.contains("bad/name"), "{message}");
+    invalid_error("[default]\nexpire_to_queue = \"\"\n");
+}
+
+#[test]
+fn limit_keys_parse_in_human_units_and_inherit() {
+    let config = parse(
+        "[default]\nmax_items = 10\nmax_age = \"30s\"\n\
+         [queues.jobs]\nmax_size = \"1MiB\"\nmax_item_size = \"4KiB\"\ndiscard_old_when_full = true\n\
+         expire_to_queue = \"ready\"\nmax_expire_sweep = 5\nfanout_only = true\n\
+         max_queue_age = \"1h\"\nopen_transaction_timeout = \"2m\"\n",
+    )
+    .unwrap();
+    let jobs = config.queue_settings("jobs");
+    assert_eq!(jobs.max_items, Some(10));
+    assert_eq!(jobs.max_age, Some(Duration::from_secs(30)));
+    assert_eq!(jobs.max_size, Some(1 << 20));
+    assert_eq!(jobs.max_item_size, Some(4 << 10));
+    assert!(jobs.discard_old_when_full && jobs.fanout_only);
+    assert_eq!(jobs.expire_to_queue.as_deref(), Some("ready"));
+    assert_eq!(jobs.max_expire_sweep, Some(5));
+    assert_eq!(jobs.max_queue_age, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        jobs.open_transaction_timeout,
+        Some(Duration::from_secs(120))
+    );
+    let child = config.queue_settings("jobs+audit");
+    assert_eq!(child, jobs, "a fanout child inherits its master's table");
+    let other = config.queue_settings("other");
+    assert_eq!(
+        (other.max_items, other.max_size, other.fanout_only),
+        (Some(10), None, false)
+    );
+    let reparsed = parse(&config.to_toml_string()).unwrap();
+    assert_eq!(reparsed, config);
+}
