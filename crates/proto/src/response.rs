@@ -90,12 +90,19 @@ fn encode_item(key: &str, data: &[u8], trailer: usize, buf: &mut BytesMut) {
     buf.extend_from_slice(CRLF);
 }
 
-/// `<keyword>\r\n`, or `<keyword> <reason>\r\n` when there is a reason.
+/// `<keyword>\r\n`, or `<keyword> <reason>\r\n` when there is a reason. A reason spanning
+/// several lines (an error message from elsewhere) is folded onto one, so it cannot break the
+/// framing of the replies that follow.
 fn encode_error(keyword: &[u8], reason: &str, buf: &mut BytesMut) {
-    if reason.is_empty() {
+    let folded: Vec<&str> = reason
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    if folded.is_empty() {
         encode_line(&[keyword], buf);
     } else {
-        encode_line(&[keyword, b" ", reason.as_bytes()], buf);
+        encode_line(&[keyword, b" ", folded.join(" ").as_bytes()], buf);
     }
 }
 
@@ -225,6 +232,10 @@ mod tests {
         assert_eq!(
             encoded(Response::ServerError("disk".into())),
             b"SERVER_ERROR disk\r\n"
+        );
+        assert_eq!(
+            encoded(Response::ServerError("parse error\r\n  at line 2\n".into())),
+            b"SERVER_ERROR parse error at line 2\r\n"
         );
     }
 

@@ -26,7 +26,7 @@ impl Background {
     /// Starts the thread.
     pub fn start(shared: Arc<Shared>) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel();
-        let sweep_every = shared.config.server.expiration_timer_frequency;
+        let sweep_every = shared.server.expiration_timer_frequency;
         let thread = std::thread::Builder::new()
             .name("lanner-background".to_owned())
             .spawn(move || run(&shared.queues, sweep_every, &stopped))?;

@@ -19,6 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lanner_queue::QueueLimits;
 use serde::{Deserialize, Serialize};
 
 /// Built-in fsync interval of a queue: Kestrel's shipped production configuration.
@@ -80,6 +81,27 @@ pub struct ServerConfig {
     /// timed-out open reads and deletes queues past `max_queue_age`.
     #[serde(with = "units::duration")]
     pub expiration_timer_frequency: Duration,
+    /// File that keeps the server status across restarts; `None` for `status` in `data_dir`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "units::lossy_path_opt::serialize"
+    )]
+    pub status_file: Option<PathBuf>,
+    /// Status when no status file exists: `up`, `writeavoid`, `readonly` or `quiescent`.
+    pub default_status: String,
+    /// Delay before a change to a stricter status takes effect.
+    #[serde(with = "units::duration")]
+    pub status_change_grace_period: Duration,
+}
+
+impl ServerConfig {
+    /// Where the server status is kept.
+    pub fn status_path(&self) -> PathBuf {
+        self.status_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("status"))
+    }
 }
 
 impl Default for ServerConfig {
@@ -95,6 +117,9 @@ impl Default for ServerConfig {
             echo_full_key: false,
             client_timeout: None,
             expiration_timer_frequency: Duration::from_secs(1),
+            status_file: None,
+            default_status: "up".to_owned(),
+            status_change_grace_period: Duration::ZERO,
         }
     }
 }
@@ -157,6 +182,23 @@ macro_rules! queue_settings {
             }
         }
     };
+}
+
+impl QueueSettings {
+    /// The settings a live queue takes on when they change (`reload`).
+    pub fn limits(&self) -> QueueLimits {
+        QueueLimits {
+            max_items: self.max_items,
+            max_size: self.max_size,
+            max_item_size: self.max_item_size,
+            discard_old_when_full: self.discard_old_when_full,
+            max_age: self.max_age,
+            max_expire_sweep: self.max_expire_sweep,
+            fanout_only: self.fanout_only,
+            open_transaction_timeout: self.open_transaction_timeout,
+            max_queue_age: self.max_queue_age,
+        }
+    }
 }
 
 /// A queue setting's type, and how it is written in a table: a required setting is written as
@@ -328,6 +370,12 @@ impl Config {
             if let Some(target) = &overrides.expire_to_queue {
                 check_name(&table, "expire_to_queue", target)?;
             }
+        }
+        if crate::status::Status::parse(&self.server.default_status).is_none() {
+            return Err(format!(
+                "[server]: invalid default_status {:?}: write \"up\", \"writeavoid\", \"readonly\" or \"quiescent\"",
+                self.server.default_status
+            ));
         }
         for (name, alias) in &self.aliases {
             self.check_alias(&format!("[aliases.{name:?}]"), name, alias)?;

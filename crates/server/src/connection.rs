@@ -109,7 +109,7 @@ impl Connection {
             return Ok(false);
         }
         self.read_buf.reserve(READ_BUFFER_CAPACITY);
-        let idle_limit = self.shared.config.server.client_timeout;
+        let idle_limit = self.shared.server.client_timeout;
         let read = tokio::select! {
             read = self.stream.read_buf(&mut self.read_buf) => read?,
             () = self.shared.shutdown.cancelled() => return Ok(false),

@@ -13,7 +13,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(lanner_server::server::run(config));
+    let result = runtime.block_on(lanner_server::server::run(config, args.config.clone()));
     if let Err(error) = &result {
         tracing::error!("{error:#}");
     }

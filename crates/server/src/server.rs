@@ -1,12 +1,14 @@
 //! Starting and stopping a server: recovery, the listener, signals, graceful shutdown.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use arc_swap::ArcSwap;
 use lanner_journal::JournalOptions;
-use lanner_queue::{QueueCollection, QueueLimits, QueueOptions, RecoveredQueue, SystemClock};
+use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,21 +18,26 @@ use crate::alias::Aliases;
 use crate::background::Background;
 use crate::config::Config;
 use crate::connection;
+use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::ServerStats;
+use crate::status::{ServerStatus, Status};
 
 /// Recovers every queue, then serves until a signal or the `shutdown` command. Returns once
 /// connections have finished (or `shutdown_timeout` passed) and every journal is fsynced.
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let shared = Arc::new(recover(config)?);
-    let listener = TcpListener::bind(shared.config.server.listen)
+///
+/// `config_path` is the file `reload` (or SIGHUP) reads queue and alias settings from again.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let shared = Arc::new(recover(config, config_path)?);
+    let listener = TcpListener::bind(shared.server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", shared.config.server.listen))?;
+        .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let address = listener.local_addr()?;
     info!(%address, "lanner listening on {address}");
     let background = Background::start(Arc::clone(&shared))?;
     let connections = TaskTracker::new();
     tokio::spawn(stop_on_signal(shared.shutdown.clone()));
+    tokio::spawn(reload_on_sighup(Arc::clone(&shared)));
     accept_until_shutdown(&listener, &shared, &connections).await;
     drop(listener);
     drain(&shared, &connections).await;
@@ -44,11 +51,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 /// Locks the data directory and replays every journal before anything listens.
-fn recover(config: Config) -> anyhow::Result<Shared> {
+fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Shared> {
     let started = Instant::now();
     let data_dir = config.server.data_dir.clone();
-    let resolver_config = config.clone();
-    let resolve = Box::new(move |name: &str| queue_options(&resolver_config, name));
+    let live_config = Arc::new(ArcSwap::from_pointee(config.clone()));
+    let resolver_config = Arc::clone(&live_config);
+    let resolve = Box::new(move |name: &str| queue_options(&resolver_config.load(), name));
     let (queues, recovered) = QueueCollection::open(&data_dir, resolve, Arc::new(SystemClock))
         .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     log_recovery(&recovered, started.elapsed());
@@ -60,8 +68,11 @@ fn recover(config: Config) -> anyhow::Result<Shared> {
     Ok(Shared {
         queues,
         stats: ServerStats::default(),
-        aliases: Aliases::new(&config.aliases),
-        config,
+        aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),
+        status: server_status(&config),
+        server: config.server,
+        config: live_config,
+        config_path,
         shutdown: CancellationToken::new(),
         limits,
     })
@@ -81,6 +92,16 @@ fn create_configured_fanout_children(
     Ok(())
 }
 
+/// The status saved by the last run, or the configured default.
+fn server_status(config: &Config) -> ServerStatus {
+    let default = Status::parse(&config.server.default_status).unwrap_or(Status::Up);
+    ServerStatus::load(
+        &config.server.status_path(),
+        default,
+        config.server.status_change_grace_period,
+    )
+}
+
 /// The queue crate's options for `name`, from the resolved configuration.
 fn queue_options(config: &Config, name: &str) -> QueueOptions {
     let settings = config.queue_settings(name);
@@ -91,17 +112,7 @@ fn queue_options(config: &Config, name: &str) -> QueueOptions {
             salvage: config.server.salvage,
             ..JournalOptions::default()
         },
-        limits: QueueLimits {
-            max_items: settings.max_items,
-            max_size: settings.max_size,
-            max_item_size: settings.max_item_size,
-            discard_old_when_full: settings.discard_old_when_full,
-            max_age: settings.max_age,
-            max_expire_sweep: settings.max_expire_sweep,
-            fanout_only: settings.fanout_only,
-            open_transaction_timeout: settings.open_transaction_timeout,
-            max_queue_age: settings.max_queue_age,
-        },
+        limits: settings.limits(),
         expire_to_queue: settings.expire_to_queue,
     }
 }
@@ -162,7 +173,7 @@ async fn drain(shared: &Shared, connections: &TaskTracker) {
     connections.close();
     let open = connections.len();
     info!(connections = open, "shutting down: draining connections");
-    if tokio::time::timeout(shared.config.server.shutdown_timeout, connections.wait())
+    if tokio::time::timeout(shared.server.shutdown_timeout, connections.wait())
         .await
         .is_err()
     {
@@ -170,6 +181,23 @@ async fn drain(shared: &Shared, connections: &TaskTracker) {
             remaining = connections.len(),
             "shutdown timeout passed with connections still open"
         );
+    }
+}
+
+/// Reloads queue and alias settings on every SIGHUP.
+async fn reload_on_sighup(shared: Arc<Shared>) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            warn!(%error, "cannot listen for SIGHUP");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP received: reloading the configuration");
+        if let Err(error) = reload(&shared) {
+            warn!("reload failed, configuration unchanged: {error}");
+        }
     }
 }
 

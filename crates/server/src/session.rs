@@ -12,8 +12,10 @@ use tracing::warn;
 
 use crate::alias::Alias;
 use crate::output::Output;
+use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::bump;
+use crate::status::Status;
 
 /// Payloads smaller than this are copied out of the read buffer instead of sharing it: a shared
 /// slice keeps the whole read buffer allocation alive, so only a payload at least as large as
@@ -71,6 +73,12 @@ impl Session {
 
     /// Executes one request. `frame` holds the bytes the request was parsed from.
     pub fn execute(&mut self, request: Request, frame: &Bytes, out: &mut Output) -> Step {
+        if is_write(&request) && self.shared.status.current().refuses_writes() {
+            out.push(&Response::ServerError(
+                "server is not accepting writes".to_owned(),
+            ));
+            return Step::Close;
+        }
         match request {
             Request::Set {
                 queue,
@@ -91,27 +99,29 @@ impl Session {
             Request::Stats => out.push(&Response::Stats(
                 self.shared
                     .stats
-                    .report(&self.shared.queues, &self.shared.aliases),
+                    .report(&self.shared.queues, &self.shared.aliases.load()),
             )),
             Request::DumpStats { queues } => {
                 out.push(&Response::Raw(self.shared.dump_stats(&queues)))
             }
             Request::DumpConfig => out.push(&Response::Raw(self.shared.dump_config())),
             Request::Version => out.push(&Response::Version(env!("CARGO_PKG_VERSION").to_owned())),
-            Request::Status { new_status: None } => out.push(&Response::Line("UP".to_owned())),
+            Request::Status { new_status: None } => {
+                let status = self.shared.status.current();
+                out.push(&Response::Line(status.reply_name().to_owned()));
+            }
+            Request::Status {
+                new_status: Some(name),
+            } => return self.set_status(&name, out),
             Request::Monitor {
                 queue,
                 seconds,
                 max_items,
             } => return self.monitor(&queue, seconds, max_items, out),
-            Request::Status {
-                new_status: Some(_),
-            }
-            | Request::Reload => {
-                out.push(&Response::ServerError(
-                    "not supported by this version of lanner".to_owned(),
-                ));
-            }
+            Request::Reload => match reload(&self.shared) {
+                Ok(()) => out.push(&Response::Reloaded),
+                Err(error) => out.push(&Response::ServerError(format!("reload failed: {error}"))),
+            },
             Request::Shutdown => {
                 self.shared.shutdown.cancel();
                 return Step::Close;
@@ -146,7 +156,7 @@ impl Session {
 
     fn set(&mut self, name: &str, exptime: i64, data: Bytes, out: &mut Output) {
         bump(&self.shared.stats.cmd_set);
-        if let Some(alias) = self.shared.aliases.get(name) {
+        if let Some(alias) = self.shared.aliases.load().get(name) {
             return self.set_alias(alias, exptime, data, out);
         }
         match self.shared.queues.put(name, data, exptime) {
@@ -189,7 +199,7 @@ impl Session {
             &stats.cmd_get
         });
         self.forget_deleted(&name);
-        if self.shared.aliases.get(&name).is_some() {
+        if self.shared.aliases.load().get(&name).is_some() {
             bump(&self.shared.stats.get_misses);
             out.push(&Response::End);
             return Step::Continue;
@@ -208,7 +218,14 @@ impl Session {
         }
         let open_now = self.open_count(&name);
         let over_limit = options.open && open_now >= self.max_open_transactions();
-        if (open_now > 0 && !options.open && !options.peek) || over_limit {
+        if open_now > 0 && !options.open && !options.peek {
+            out.push(&Response::Error);
+            return Step::Close;
+        }
+        if let Some(refused) = self.refuse_reads(out) {
+            return refused;
+        }
+        if over_limit {
             out.push(&Response::Error);
             return Step::Close;
         }
@@ -238,6 +255,32 @@ impl Session {
         }
     }
 
+    /// `status <name>`: `END`; an unknown name (or `down`) is refused and closes the connection.
+    fn set_status(&self, name: &str, out: &mut Output) -> Step {
+        match Status::parse(name) {
+            Some(status) => {
+                self.shared.status.request(status);
+                out.push(&Response::End);
+                Step::Continue
+            }
+            None => {
+                out.push(&Response::ClientError("unknown status".to_owned()));
+                Step::Close
+            }
+        }
+    }
+
+    /// `SERVER_ERROR` and close when the server status refuses reads.
+    fn refuse_reads(&self, out: &mut Output) -> Option<Step> {
+        if !self.shared.status.current().refuses_reads() {
+            return None;
+        }
+        out.push(&Response::ServerError(
+            "server is not accepting reads".to_owned(),
+        ));
+        Some(Step::Close)
+    }
+
     /// `monitor <q> <seconds> [<max>]`: the connection streams open reads (spec b.7).
     fn monitor(
         &mut self,
@@ -246,12 +289,15 @@ impl Session {
         max_items: Option<u32>,
         out: &mut Output,
     ) -> Step {
+        if let Some(refused) = self.refuse_reads(out) {
+            return refused;
+        }
         self.forget_deleted(name);
         match self.shared.queues.get_or_create(name) {
             Ok(queue) => Step::Monitor(Monitor {
                 queue,
                 deadline: Instant::now() + Duration::from_secs(u64::from(seconds)),
-                remaining: max_items.unwrap_or(self.shared.config.server.max_open_transactions),
+                remaining: max_items.unwrap_or(self.shared.server.max_open_transactions),
             }),
             Err(error) => {
                 out.push(&error_reply(&error));
@@ -267,7 +313,7 @@ impl Session {
     }
 
     fn max_open_transactions(&self) -> usize {
-        self.shared.config.server.max_open_transactions as usize
+        self.shared.server.max_open_transactions as usize
     }
 
     /// The key a get's `VALUE` line names: the bare queue name, as Kestrel answers, or with
@@ -275,7 +321,6 @@ impl Session {
     fn reply_key(&self, queue: &str, frame: &[u8]) -> String {
         let requested = self
             .shared
-            .config
             .server
             .echo_full_key
             .then(|| requested_key(frame))
@@ -368,7 +413,7 @@ impl Session {
     }
 
     fn delete(&mut self, name: &str, out: &mut Output) {
-        if self.shared.aliases.get(name).is_some() {
+        if self.shared.aliases.load().get(name).is_some() {
             return out.push(&Response::Deleted);
         }
         self.open_reads.remove(name);
@@ -379,7 +424,7 @@ impl Session {
     }
 
     fn flush(&self, name: &str, out: &mut Output) {
-        if self.shared.aliases.get(name).is_some() {
+        if self.shared.aliases.load().get(name).is_some() {
             return out.push(&Response::End);
         }
         match self.shared.queues.get(name) {
@@ -436,6 +481,18 @@ fn take_mode(options: GetOptions) -> TakeMode {
     } else {
         TakeMode::Remove
     }
+}
+
+/// True for the commands a `readonly` server refuses.
+fn is_write(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Set { .. }
+            | Request::Delete { .. }
+            | Request::Flush { .. }
+            | Request::FlushAll
+            | Request::FlushExpired { .. }
+    )
 }
 
 /// `STORED` or `NOT_STORED`.

@@ -5,18 +5,30 @@ use lanner_queue::QueueCollection;
 use tokio_util::sync::CancellationToken;
 
 use crate::alias::Aliases;
-use crate::config::Config;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, ServerConfig};
 use crate::stats::{ServerStats, queue_figures};
+use crate::status::ServerStatus;
 
 /// Shared by all connections of one server.
 pub struct Shared {
     pub queues: QueueCollection,
     pub stats: ServerStats,
-    pub config: Config,
+    /// Server settings, fixed at startup (a reload does not change them).
+    pub server: ServerConfig,
+    /// The effective configuration; `reload` swaps in new queue and alias settings.
+    pub config: Arc<ArcSwap<Config>>,
+    /// The file `reload` reads, if the server was started with one.
+    pub config_path: Option<PathBuf>,
     /// Cancelled to stop the server (signal or `shutdown` command).
     pub shutdown: CancellationToken,
     pub limits: lanner_proto::Limits,
-    pub aliases: Aliases,
+    pub aliases: ArcSwap<Aliases>,
+    pub status: ServerStatus,
 }
 
 impl Shared {
@@ -26,7 +38,7 @@ impl Shared {
             let queues = self.queues.queues();
             let queue_names = queues.iter().map(|queue| queue.name().to_owned());
             queue_names
-                .chain(self.aliases.iter().map(|(name, _)| name.clone()))
+                .chain(self.aliases.load().iter().map(|(name, _)| name.clone()))
                 .collect()
         } else {
             names.to_vec()
@@ -41,7 +53,7 @@ impl Shared {
     /// `queue '<name>' {` + `  key=value` lines + `}` for one queue or alias (an unknown name's
     /// block holds one line of two spaces, as Kestrel's does).
     fn dump_block(&self, name: &str) -> String {
-        let figures: Vec<(&str, String)> = if let Some(alias) = self.aliases.get(name) {
+        let figures: Vec<(&str, String)> = if let Some(alias) = self.aliases.load().get(name) {
             alias.figures().into_iter().collect()
         } else if let Some(queue) = self.queues.get(name) {
             queue_figures(&queue.stats(), self.queues.children_names(name))
@@ -62,7 +74,7 @@ impl Shared {
 
     /// The `dump_config` body: the effective configuration as TOML, then `END`.
     pub fn dump_config(&self) -> Bytes {
-        let mut body = self.config.to_toml_string().replace('\n', "\r\n");
+        let mut body = self.config.load().to_toml_string().replace('\n', "\r\n");
         if !body.ends_with("\r\n") {
             body.push_str("\r\n");
         }

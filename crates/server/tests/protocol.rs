@@ -386,20 +386,6 @@ fn status_replies_up() {
 }
 
 #[test]
-fn reload_and_status_change_are_refused_as_not_supported() {
-    let server = Server::start();
-    let mut client = server.connect();
-    client.expect(
-        b"reload\r\n",
-        b"SERVER_ERROR not supported by this version of lanner\r\n",
-    );
-    client.expect(
-        b"status readonly\r\n",
-        b"SERVER_ERROR not supported by this version of lanner\r\n",
-    );
-}
-
-#[test]
 fn dump_config_answers_effective_configuration_then_end() {
     let server = Server::start_with_config("[server]\nmax_open_transactions = 7\n");
     let mut client = server.connect();

@@ -102,6 +102,9 @@ fn every_key_parses() {
         echo_full_key = true
         client_timeout = "30s"
         expiration_timer_frequency = "250ms"
+        status_file = "/var/lib/lanner/status"
+        default_status = "readonly"
+        status_change_grace_period = "2s"
 
         [default]
         sync = "never"
@@ -127,6 +130,9 @@ fn every_key_parses() {
         echo_full_key: true,
         client_timeout: Some(Duration::from_secs(30)),
         expiration_timer_frequency: Duration::from_millis(250),
+        status_file: Some(PathBuf::from("/var/lib/lanner/status")),
+        default_status: "readonly".to_owned(),
+        status_change_grace_period: Duration::from_secs(2),
     };
     assert_eq!(config.server, expected_server);
     assert_eq!(config.default, filled_default(SyncPolicy::Never, 1 << 30));

@@ -7,7 +7,7 @@
 //! Every size must be greater than zero. Durations use `humantime` (`"100ms"`, `"5s"`, `"1m 30s"`).
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Unexpected, Visitor};
@@ -201,6 +201,22 @@ pub mod lossy_path {
     /// Writes the path, replacing bytes that are not UTF-8, so rendering never fails.
     pub fn serialize<S: Serializer>(path: &Path, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&path.to_string_lossy())
+    }
+}
+
+/// `#[serde(serialize_with)]` for an optional path that may not be UTF-8.
+pub mod lossy_path_opt {
+    use super::{Path, PathBuf, Serializer, lossy_path};
+
+    /// Writes a present path lossily (a missing one is skipped by `skip_serializing_if`).
+    pub fn serialize<S: Serializer>(
+        path: &Option<PathBuf>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match path {
+            Some(path) => lossy_path::serialize(Path::new(path), serializer),
+            None => serializer.serialize_none(),
+        }
     }
 }
 

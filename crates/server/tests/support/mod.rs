@@ -96,13 +96,27 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Sends the signal `name` (e.g. `"HUP"`) to the process.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([format!("-{name}").as_str(), &pid])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        self.wait_exit()
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Replaces the contents of the configuration file the server was started with.
+    pub fn rewrite_config(&self, text: &str) {
+        let path = self
+            .config
+            .as_ref()
+            .expect("server started with a config file");
+        std::fs::write(path, text).expect("rewrite config");
     }
 
     /// Waits (bounded) for the process to exit by itself.
