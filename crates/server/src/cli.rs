@@ -14,6 +14,9 @@ pub struct Args {
     /// Address for the memcache protocol [default: 127.0.0.1:22133]
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<SocketAddr>,
+    /// Address for the text protocol, or "" to disable it [default: from the config file]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub text_listen: Option<String>,
     /// Directory holding the journals [default: ./data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -46,6 +49,9 @@ impl Args {
         };
         if let Some(listen) = self.listen {
             config.server.listen = listen;
+        }
+        if let Some(text_listen) = &self.text_listen {
+            config.server.text_listen.clone_from(text_listen);
         }
         if let Some(data_dir) = &self.data_dir {
             config.server.data_dir.clone_from(data_dir);

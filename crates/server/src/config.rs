@@ -50,6 +50,8 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address of the memcache listener; loopback by default.
     pub listen: SocketAddr,
+    /// Address of the text-protocol listener (Kestrel's port 2222); empty to disable it.
+    pub text_listen: String,
     /// Directory holding the journals; the server locks it exclusively.
     #[serde(serialize_with = "units::lossy_path::serialize")]
     pub data_dir: PathBuf,
@@ -96,6 +98,11 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The text-protocol listener's address, or `None` when it is disabled.
+    pub fn text_listen_addr(&self) -> Option<SocketAddr> {
+        self.text_listen.parse().ok()
+    }
+
     /// Where the server status is kept.
     pub fn status_path(&self) -> PathBuf {
         self.status_file
@@ -108,6 +115,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 22133)),
+            text_listen: String::new(),
             data_dir: PathBuf::from("./data"),
             max_open_transactions: 100,
             max_line_length: 64 << 10,
@@ -370,6 +378,12 @@ impl Config {
             if let Some(target) = &overrides.expire_to_queue {
                 check_name(&table, "expire_to_queue", target)?;
             }
+        }
+        if !self.server.text_listen.is_empty() && self.server.text_listen_addr().is_none() {
+            return Err(format!(
+                "[server]: invalid text_listen {:?}: write an address such as \"127.0.0.1:2222\", or \"\" to disable",
+                self.server.text_listen
+            ));
         }
         if crate::status::Status::parse(&self.server.default_status).is_none() {
             return Err(format!(

@@ -93,6 +93,7 @@ fn every_key_parses() {
         r#"
         [server]
         listen = "0.0.0.0:2000"
+        text_listen = "0.0.0.0:2001"
         data_dir = "/var/spool/lanner"
         max_open_transactions = 7
         max_line_length = "1KiB"
@@ -121,6 +122,7 @@ fn every_key_parses() {
     .unwrap();
     let expected_server = ServerConfig {
         listen: "0.0.0.0:2000".parse().unwrap(),
+        text_listen: "0.0.0.0:2001".to_owned(),
         data_dir: PathBuf::from("/var/spool/lanner"),
         max_open_transactions: 7,
         max_line_length: 1024,
@@ -454,4 +456,11 @@ fn limit_keys_parse_in_human_units_and_inherit() {
     );
     let reparsed = parse(&config.to_toml_string()).unwrap();
     assert_eq!(reparsed, config);
+}
+
+#[test]
+fn text_listen_must_be_an_address_or_empty() {
+    assert_eq!(Config::default().server.text_listen_addr(), None);
+    let message = invalid_error("[server]\ntext_listen = \"port 2222\"\n");
+    assert!(message.contains("text_listen"), "{message}");
 }
