@@ -77,6 +77,22 @@ impl Journal {
         queue: &str,
         opts: JournalOptions,
     ) -> Result<(Journal, Replay), JournalError> {
+        let mut records = Vec::new();
+        let (journal, mut replay) =
+            Self::open_with(dir, queue, opts, &mut |record| records.push(record))?;
+        replay.records = records;
+        Ok((journal, replay))
+    }
+
+    /// Like [`Journal::open`], but hands each replayed record to `visit` as it is read instead
+    /// of collecting them, so recovery needs no more memory than the caller keeps. A record may
+    /// be visited before damage later in the journal fails the open.
+    pub fn open_with(
+        dir: &Path,
+        queue: &str,
+        opts: JournalOptions,
+        visit: &mut dyn FnMut(Record),
+    ) -> Result<(Journal, Replay), JournalError> {
         if !files::is_valid_queue_name(queue) {
             let source = io::Error::new(io::ErrorKind::InvalidInput, "invalid queue name");
             return Err(JournalError::Io {
@@ -85,7 +101,7 @@ impl Journal {
             });
         }
         std::fs::create_dir_all(dir).at(dir)?;
-        let (replay, tail) = replay::recover(dir, queue, &opts)?;
+        let (replay, tail) = replay::recover(dir, queue, &opts, visit)?;
         let created = tail.is_none();
         let writer = Writer::open(dir, queue, tail)?;
         let counters = Counters::default();

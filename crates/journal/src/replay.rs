@@ -19,7 +19,8 @@ const READ_BUFFER: usize = 64 * 1024;
 #[derive(Debug, Default)]
 pub struct Replay {
     /// Every record of the live segments in order (segments before the newest snapshot segment
-    /// are skipped and deleted).
+    /// are skipped and deleted), as [`crate::Journal::open`] collects them; empty after
+    /// [`crate::Journal::open_with`], which hands each record to its visitor instead.
     pub records: Vec<Record>,
     /// Number of segment files replayed.
     pub segments: usize,
@@ -53,6 +54,7 @@ pub(crate) fn recover(
     dir: &Path,
     queue: &str,
     opts: &JournalOptions,
+    visit: &mut dyn FnMut(Record),
 ) -> Result<(Replay, Option<Tail>), JournalError> {
     let QueueFiles { segments, temps } = files::queue_files(dir, queue)?;
     let mut replay = Replay::default();
@@ -65,7 +67,7 @@ pub(crate) fn recover(
     let mut tail = None;
     for (i, (number, path)) in live.iter().enumerate() {
         let newest = i + 1 == live.len();
-        let len = replay_segment(path, newest, opts, &mut replay)?;
+        let len = replay_segment(path, newest, opts, &mut replay, visit)?;
         replay.segments += 1;
         replay.bytes += len;
         if newest {
@@ -161,13 +163,14 @@ fn corrupt(path: &Path, offset: u64, reason: &str) -> JournalError {
     }
 }
 
-/// Appends the records of one segment (whose header is valid) to `replay`; returns the
+/// Hands the records of one segment (whose header is valid) to `visit`, in order; returns the
 /// segment's length after any truncation.
 fn replay_segment(
     path: &Path,
     newest: bool,
     opts: &JournalOptions,
     replay: &mut Replay,
+    visit: &mut dyn FnMut(Record),
 ) -> Result<u64, JournalError> {
     let file = OpenOptions::new()
         .read(true)
@@ -186,7 +189,7 @@ fn replay_segment(
         ) {
             Ok(None) => return Ok(file_len),
             Ok(Some((record, len))) => {
-                replay.records.push(record);
+                visit(record);
                 offset += len;
             }
             Err(ReadError::Io(e)) => return Err(e).at(path),

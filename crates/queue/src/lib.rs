@@ -4,12 +4,14 @@
 //!
 //! Synchronous except for [`Queue::take_blocking`]; time comes from an injectable [`Clock`].
 
+mod backlog;
 mod clock;
 mod collection;
 mod error;
 mod item;
 mod limits;
 mod queue;
+mod spill;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};

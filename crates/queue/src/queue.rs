@@ -15,6 +15,7 @@ use bytes::Bytes;
 use lanner_journal::{Journal, JournalOptions, JournalStats, Record, Replay, Seq};
 use tokio::sync::Notify;
 
+use crate::backlog::Backlog;
 use crate::clock::Clock;
 use crate::error::QueueError;
 use crate::item::{Item, expiry_from_exptime};
@@ -42,7 +43,12 @@ pub struct QueueOptions {
     pub limits: QueueLimits,
     /// The queue that receives expired items (created with this one).
     pub expire_to_queue: Option<String>,
+    /// Payload bytes kept in memory; newer items wait in a spill file (read-behind).
+    pub max_memory_size: u64,
 }
+
+/// Kestrel's default memory budget of a queue.
+const DEFAULT_MAX_MEMORY_SIZE: u64 = 128 << 20;
 
 impl Default for QueueOptions {
     fn default() -> Self {
@@ -51,6 +57,7 @@ impl Default for QueueOptions {
             journal: JournalOptions::default(),
             limits: QueueLimits::default(),
             expire_to_queue: None,
+            max_memory_size: DEFAULT_MAX_MEMORY_SIZE,
         }
     }
 }
@@ -123,11 +130,12 @@ impl Queue {
         options: QueueOptions,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Replay), QueueError> {
-        let (journal, mut replay) = Journal::open(dir, name, options.journal.clone())?;
-        let mut state = QueueState::default();
-        for record in std::mem::take(&mut replay.records) {
-            state.apply(record);
-        }
+        let spill_path = dir.join(format!("{name}.spill"));
+        let mut state = QueueState::new(Backlog::new(options.max_memory_size, spill_path));
+        let (journal, replay) =
+            Journal::open_with(dir, name, options.journal.clone(), &mut |record| {
+                state.apply(record)
+            })?;
         let limits = options.limits.clone();
         let queue = Self {
             name: name.to_owned(),
@@ -430,8 +438,9 @@ impl Queue {
     /// Marks the queue deleted, wakes its waiters, and removes its journal files.
     pub(crate) fn delete(&self) -> Result<(), QueueError> {
         {
-            let _guarded = self.lock();
+            let mut state = self.lock();
             self.deleted.store(true, Ordering::Release);
+            state.discard();
         }
         self.item_arrived.notify_waiters();
         Ok(self.journal.delete()?)
@@ -441,9 +450,12 @@ impl Queue {
     pub fn stats(&self) -> QueueStats {
         let state = self.lock();
         let journal = self.journal.stats();
+        let (mem_items, mem_bytes) = state.in_memory();
         QueueStats {
             items: state.len() as u64,
             bytes: state.bytes(),
+            mem_items,
+            mem_bytes,
             open_transactions: state.open_count() as u64,
             age_ms: state.age_ms(),
             waiters: self.waiters.load(Ordering::Relaxed) as u64,
@@ -555,7 +567,11 @@ impl Queue {
                 .saturating_mul(COMPACTION_FACTOR)
                 .saturating_add(segment);
         if drained || outgrown {
-            self.journal.rewrite(state.snapshot());
+            // While items are spilled to disk the live state is not all in memory; compaction
+            // waits until read-behind has caught up.
+            if let Some(snapshot) = state.snapshot() {
+                self.journal.rewrite(snapshot);
+            }
         }
     }
 }
@@ -595,6 +611,9 @@ struct Expired {
 pub struct QueueStats {
     pub items: u64,
     pub bytes: u64,
+    /// Items and payload bytes held in memory; the rest wait in the spill file.
+    pub mem_items: u64,
+    pub mem_bytes: u64,
     pub open_transactions: u64,
     /// Milliseconds since the last removed item was added; 0 when the queue holds no bytes.
     pub age_ms: u64,

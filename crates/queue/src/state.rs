@@ -1,11 +1,12 @@
-//! The in-memory state of one queue: queued items and open reads. Pure data, no I/O: the same
+//! The state of one queue: queued items (see [`Backlog`]) and open reads. The same
 //! primitives serve live operations and journal replay, so both always agree.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 use lanner_journal::Record;
 use tracing::warn;
 
+use crate::backlog::Backlog;
 use crate::item::Item;
 
 /// An item handed out by a reliable read and not yet confirmed or aborted.
@@ -33,22 +34,32 @@ pub struct Counters {
 /// Items and open reads of one queue.
 #[derive(Debug, Default)]
 pub struct QueueState {
-    items: VecDeque<Item>,
+    items: Backlog,
     open: HashMap<u32, OpenRead>,
     last_xid: u32,
     opened_count: u64,
     bytes: u64,
-    /// Journal bytes needed to rewrite the live state (adds of items and of open reads).
-    live_journal_bytes: u64,
+    /// Journal bytes of the adds of the queued items (what a rewrite would take for them).
+    items_journal_bytes: u64,
+    /// Journal bytes a rewrite would take for the open reads (add + remove-tentative each).
+    open_journal_bytes: u64,
     /// How long the last item a reader took had waited in the queue (the `age` stat).
     age_ms: u64,
     pub counters: Counters,
 }
 
 impl QueueState {
+    /// An empty state whose items live in `items`.
+    pub fn new(items: Backlog) -> Self {
+        Self {
+            items,
+            ..Self::default()
+        }
+    }
+
     /// Number of queued items (open reads excluded).
     pub fn len(&self) -> usize {
-        self.items.len()
+        self.items.len() as usize
     }
 
     /// Payload bytes of the queued items.
@@ -63,12 +74,28 @@ impl QueueState {
 
     /// True when nothing is queued and nothing is open: the journal's history can be dropped.
     pub fn is_drained(&self) -> bool {
-        self.items.is_empty() && self.open.is_empty()
+        self.items.len() == 0 && self.open.is_empty()
     }
 
     /// Journal bytes a rewrite of the live state would take.
     pub fn live_journal_bytes(&self) -> u64 {
-        self.live_journal_bytes
+        self.items_journal_bytes + self.open_journal_bytes
+    }
+
+    /// Items and payload bytes held in memory (the rest is spilled to disk).
+    pub fn in_memory(&self) -> (u64, u64) {
+        self.items.in_memory()
+    }
+
+    /// True while some queued items live only on disk; the live state then cannot be
+    /// snapshotted from memory.
+    pub fn is_spilling(&self) -> bool {
+        self.items.is_spilling()
+    }
+
+    /// Removes the spill file of a deleted queue.
+    pub fn discard(&mut self) {
+        self.items.discard();
     }
 
     /// How long the last item a reader took had waited; 0 while the queue holds no bytes
@@ -104,9 +131,9 @@ impl QueueState {
 
     /// Removes every queued item (open reads stay), returning how many there were.
     pub fn clear(&mut self) -> usize {
-        let count = self.items.len();
-        while self.pop_front().is_some() {}
-        count
+        self.bytes = 0;
+        self.items_journal_bytes = 0;
+        self.items.clear() as usize
     }
 
     /// The next free transaction id: positive, skipping ids still open; wraps like Kestrel's.
@@ -126,7 +153,7 @@ impl QueueState {
     /// Moves the head item into open read `xid`.
     pub fn open_head(&mut self, xid: u32, deadline_ms: Option<i64>) -> Option<&Item> {
         let item = self.pop_front()?;
-        self.live_journal_bytes +=
+        self.open_journal_bytes +=
             Record::RemoveTentative { xid }.encoded_len() + item.journal_len();
         self.opened_count += 1;
         self.last_xid = xid;
@@ -178,17 +205,21 @@ impl QueueState {
     }
 
     /// The records that rebuild the live state: each open read as add + remove-tentative (oldest
-    /// first), then an add per queued item.
-    pub fn snapshot(&self) -> Vec<Record> {
+    /// first), then an add per queued item. `None` while items are spilled to disk: the
+    /// snapshot is built from memory only.
+    pub fn snapshot(&self) -> Option<Vec<Record>> {
+        if self.is_spilling() {
+            return None;
+        }
         let mut open: Vec<(&u32, &OpenRead)> = self.open.iter().collect();
         open.sort_unstable_by_key(|(_, read)| read.opened);
-        let mut records = Vec::with_capacity(open.len() * 2 + self.items.len());
+        let mut records = Vec::with_capacity(open.len() * 2 + self.len());
         for (&xid, read) in open {
             records.push(read.item.add_record());
             records.push(Record::RemoveTentative { xid });
         }
-        records.extend(self.items.iter().map(Item::add_record));
-        records
+        records.extend(self.items.iter_memory().map(Item::add_record));
+        Some(records)
     }
 
     /// Applies one replayed journal record.
@@ -218,19 +249,19 @@ impl QueueState {
 
     fn close_open(&mut self, xid: u32) -> Option<OpenRead> {
         let read = self.open.remove(&xid)?;
-        self.live_journal_bytes -=
+        self.open_journal_bytes -=
             Record::RemoveTentative { xid }.encoded_len() + read.item.journal_len();
         Some(read)
     }
 
     fn account_added(&mut self, item: &Item) {
         self.bytes += item.data.len() as u64;
-        self.live_journal_bytes += item.journal_len();
+        self.items_journal_bytes += item.journal_len();
     }
 
     fn account_removed(&mut self, item: &Item) {
         self.bytes -= item.data.len() as u64;
-        self.live_journal_bytes -= item.journal_len();
+        self.items_journal_bytes -= item.journal_len();
     }
 }
 
@@ -249,7 +280,11 @@ mod tests {
     }
 
     fn contents(state: &QueueState) -> Vec<Bytes> {
-        state.items.iter().map(|item| item.data.clone()).collect()
+        state
+            .items
+            .iter_memory()
+            .map(|item| item.data.clone())
+            .collect()
     }
 
     #[test]
@@ -279,7 +314,7 @@ mod tests {
         let xid = state.next_xid();
         state.open_head(xid, None);
         let mut replayed = QueueState::default();
-        for record in state.snapshot() {
+        for record in state.snapshot().expect("nothing spilled") {
             replayed.apply(record);
         }
         assert_eq!(contents(&replayed), contents(&state));

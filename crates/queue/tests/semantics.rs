@@ -23,9 +23,19 @@ fn open_with(dir: &Path, clock: Arc<dyn Clock>) -> QueueCollection {
 
 /// Tiny segments, so that rotation and compaction rewrites happen every few operations.
 fn open_compacting(dir: &Path) -> QueueCollection {
-    let options = |_: &str| {
+    open_tiny(dir, u64::MAX)
+}
+
+/// Tiny segments, and a tiny memory budget so that most items are spilled (read-behind).
+fn open_spilling(dir: &Path) -> QueueCollection {
+    open_tiny(dir, 4)
+}
+
+fn open_tiny(dir: &Path, max_memory_size: u64) -> QueueCollection {
+    let options = move |_: &str| {
         let mut options = QueueOptions {
             sync: SyncPolicy::Never,
+            max_memory_size,
             ..QueueOptions::default()
         };
         options.journal.segment_size = 256;
@@ -343,11 +353,16 @@ proptest! {
 
     /// Any sequence of operations, then a restart: the recovered queue holds exactly the model's
     /// items, with the reads left open back at the head in their original order. Tiny journal
-    /// segments make rotations and compaction rewrites part of nearly every sequence.
+    /// segments and memory budgets make rotations, compaction rewrites and read-behind part of
+    /// nearly every sequence.
     #[test]
-    fn restart_recovers_the_model(ops in proptest::collection::vec(op(), 0..200), compacting in any::<bool>()) {
+    fn restart_recovers_the_model(ops in proptest::collection::vec(op(), 0..200), mode in 0..3u8) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = |dir: &Path| if compacting { open_compacting(dir) } else { open(dir) };
+        let open = |dir: &Path| match mode {
+            0 => open(dir),
+            1 => open_compacting(dir),
+            _ => open_spilling(dir),
+        };
         let mut model: VecDeque<u8> = VecDeque::new();
         let mut open_reads: VecDeque<(u32, u8)> = VecDeque::new();
         {
@@ -397,4 +412,52 @@ proptest! {
         let recovered: Vec<u8> = drain(&queues, "q").iter().map(|data| data[0]).collect();
         prop_assert_eq!(recovered, Vec::from(model));
     }
+}
+
+#[test]
+fn a_queue_larger_than_its_memory_budget_keeps_order_and_bounded_memory_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget = |_: &str| QueueOptions {
+        sync: SyncPolicy::Never,
+        max_memory_size: 1024,
+        ..QueueOptions::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let expected: Vec<Bytes> = (0..10_000u32)
+        .map(|i| Bytes::from(format!("{i:0100}")))
+        .collect();
+    {
+        let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
+            .expect("open")
+            .0;
+        let queue = queues.get_or_create("big").expect("create");
+        for item in &expected[..5_000] {
+            queue.put(item.clone(), 0).expect("put");
+        }
+        let stats = queue.stats();
+        assert_eq!(stats.items, 5_000);
+        assert!(
+            stats.mem_bytes <= 1024 + 100,
+            "memory holds the budget: {stats:?}"
+        );
+        let first = queue.take(TakeMode::Open).item.expect("open read");
+        assert_eq!(first.data, expected[0]);
+        for item in &expected[5_000..] {
+            queue.put(item.clone(), 0).expect("put");
+        }
+        queue.write_pending().expect("write");
+    }
+    let queues = QueueCollection::open(dir.path(), Box::new(budget), clock)
+        .expect("reopen")
+        .0;
+    let queue = queues.get("big").expect("recovered");
+    let stats = queue.stats();
+    assert_eq!(stats.items, 10_000, "the open read came back");
+    assert!(
+        stats.mem_bytes <= 1024 + 100,
+        "recovery keeps memory bounded: {stats:?}"
+    );
+    assert_eq!(drain(&queues, "big"), expected);
+    let spill = std::fs::metadata(dir.path().join("big.spill")).map_or(0, |meta| meta.len());
+    assert_eq!(spill, 0, "the spill file gives its space back once drained");
 }

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 
 /// Built-in fsync interval of a queue: Kestrel's shipped production configuration.
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+/// Built-in memory budget of a queue (Kestrel's `maxMemorySize`).
+const DEFAULT_MAX_MEMORY_SIZE: u64 = 128 << 20;
 /// Built-in journal segment size of a queue (Kestrel's `defaultJournalSize`).
 const DEFAULT_JOURNAL_SEGMENT_SIZE: u64 = 16 << 20;
 
@@ -243,6 +245,8 @@ queue_settings! {
     sync: SyncPolicy = SyncPolicy::Interval(DEFAULT_SYNC_INTERVAL), serde "units::sync_opt";
     /// Size in bytes at which the journal moves on to a new segment.
     journal_segment_size: u64 = DEFAULT_JOURNAL_SEGMENT_SIZE, serde "units::size_opt";
+    /// Payload bytes kept in memory; newer items wait in a spill file (read-behind).
+    max_memory_size: u64 = DEFAULT_MAX_MEMORY_SIZE, serde "units::size_opt";
     /// Most items the queue holds; `None` for no limit.
     max_items: Option<u64> = None, serde "units::plain";
     /// Most payload bytes the queue holds (checked before an add); `None` for no limit.

@@ -140,3 +140,57 @@ fn an_idle_connection_is_closed_and_its_open_reads_return() {
     let mut other = server.connect();
     assert_eq!(other.get("q/t=10000"), Some(b"held".to_vec()));
 }
+
+#[test]
+fn a_read_behind_queue_drains_in_order_after_a_restart() {
+    let server = Server::start_with_config("[queues.big]\nmax_memory_size = \"1KiB\"\n");
+    let mut client = server.connect();
+    let items: Vec<Vec<u8>> = (0..10_000)
+        .map(|i| format!("item-{i:05}").into_bytes())
+        .collect();
+    for chunk in items.chunks(500) {
+        let requests: Vec<u8> = chunk
+            .iter()
+            .flat_map(|item| support::set_request("big", item))
+            .collect();
+        client.send(&requests);
+        for _ in chunk {
+            assert_eq!(client.read_line(), "STORED\r\n");
+        }
+    }
+    let mem_bytes = client.stat_u64("queue_big_mem_bytes");
+    assert!(
+        mem_bytes <= 1024 + 10,
+        "only the budget is in memory: {mem_bytes}"
+    );
+    assert_eq!(client.stat_u64("queue_big_items"), 10_000);
+    let server = server.restart_after_kill();
+    let mut client = server.connect();
+    assert!(client.stat_u64("queue_big_mem_bytes") <= 1024 + 10);
+    for item in &items {
+        assert_eq!(client.get("big").as_ref(), Some(item));
+    }
+    assert_eq!(client.get("big"), None);
+}
+
+/// Two million 1 KiB items with a 64 MiB memory budget keep the server's resident memory under
+/// 200 MiB. Takes a while and 2 GiB of disk: run with `cargo test -- --ignored`.
+#[test]
+#[ignore = "slow: 2 GiB of journal"]
+fn two_million_items_of_a_kibibyte_keep_memory_bounded() {
+    let server = Server::start_with_config("[queues.huge]\nmax_memory_size = \"64MiB\"\n");
+    let mut client = server.connect();
+    let item = vec![b'x'; 1024];
+    let batch: Vec<u8> = (0..1000)
+        .flat_map(|_| support::set_request("huge", &item))
+        .collect();
+    for _ in 0..2_000 {
+        client.send(&batch);
+        for _ in 0..1000 {
+            assert_eq!(client.read_line(), "STORED\r\n");
+        }
+    }
+    assert_eq!(client.stat_u64("queue_huge_items"), 2_000_000);
+    let rss_kib = server.resident_kib();
+    assert!(rss_kib < 200 * 1024, "resident memory {rss_kib} KiB");
+}

@@ -100,6 +100,17 @@ impl Server {
         self.wait_exit()
     }
 
+    /// The process's resident memory in KiB (VmRSS from /proc).
+    pub fn resident_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line")
+    }
+
     /// Sends the signal `name` (e.g. `"HUP"`) to the process.
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();

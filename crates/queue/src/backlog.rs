@@ -1,0 +1,158 @@
+//! The queued items of one queue in FIFO order: the oldest in memory, up to the queue's memory
+//! budget, the rest spilled to a file and read back as the head drains (read-behind, spec d.5).
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use tracing::error;
+
+use crate::item::Item;
+use crate::spill::Spill;
+
+/// Items are read back from the spill file in steps of at most this many bytes, so a refill
+/// never stalls the queue for long.
+const REFILL_STEP: u64 = 1 << 20;
+
+/// Queued items: memory first, then the spill file.
+#[derive(Debug)]
+pub struct Backlog {
+    memory: VecDeque<Item>,
+    memory_bytes: u64,
+    /// Payload bytes kept in memory before new items go to the spill file.
+    memory_budget: u64,
+    /// Where spilled items go; the file is created on the first spill.
+    spill_path: PathBuf,
+    spill: Option<Spill>,
+}
+
+impl Default for Backlog {
+    /// A backlog that never spills.
+    fn default() -> Self {
+        Self::new(u64::MAX, PathBuf::new())
+    }
+}
+
+impl Backlog {
+    /// An empty backlog keeping up to `memory_budget` payload bytes in memory.
+    pub fn new(memory_budget: u64, spill_path: PathBuf) -> Self {
+        Self {
+            memory: VecDeque::new(),
+            memory_bytes: 0,
+            memory_budget,
+            spill_path,
+            spill: None,
+        }
+    }
+
+    /// Items queued, in memory or spilled.
+    pub fn len(&self) -> u64 {
+        self.memory.len() as u64 + self.spilled()
+    }
+
+    /// Items and payload bytes held in memory.
+    pub fn in_memory(&self) -> (u64, u64) {
+        (self.memory.len() as u64, self.memory_bytes)
+    }
+
+    /// True while some items live only in the spill file.
+    pub fn is_spilling(&self) -> bool {
+        self.spilled() > 0
+    }
+
+    /// The oldest item. Whenever anything is queued, the oldest item is in memory.
+    pub fn front(&self) -> Option<&Item> {
+        self.memory.front()
+    }
+
+    /// The items in memory, oldest first (all of them unless [`Backlog::is_spilling`]).
+    pub fn iter_memory(&self) -> impl Iterator<Item = &Item> {
+        self.memory.iter()
+    }
+
+    /// Appends an item: to memory while it has room and nothing is spilled, else to the file.
+    pub fn push_back(&mut self, item: Item) {
+        if self.is_spilling()
+            || (!self.memory.is_empty() && self.memory_bytes >= self.memory_budget)
+        {
+            match self.spill_file().and_then(|spill| spill.push(&item)) {
+                Ok(()) => return,
+                // The journal holds the item; keeping it in memory beats losing track of it.
+                Err(cause) => {
+                    error!(file = %self.spill_path.display(), %cause, "cannot spill an item to disk; keeping it in memory")
+                }
+            }
+        }
+        self.memory_bytes += item.data.len() as u64;
+        self.memory.push_back(item);
+    }
+
+    /// Puts an item back at the head (an aborted read), in memory whatever the budget.
+    pub fn push_front(&mut self, item: Item) {
+        self.memory_bytes += item.data.len() as u64;
+        self.memory.push_front(item);
+    }
+
+    /// Removes the oldest item, and reads spilled items back as memory frees up.
+    pub fn pop_front(&mut self) -> Option<Item> {
+        let item = self.memory.pop_front()?;
+        self.memory_bytes -= item.data.len() as u64;
+        self.refill();
+        Some(item)
+    }
+
+    /// Drops every item; returns how many there were.
+    pub fn clear(&mut self) -> u64 {
+        let count = self.len();
+        self.memory.clear();
+        self.memory_bytes = 0;
+        if let Some(spill) = &mut self.spill
+            && let Err(cause) = spill.clear()
+        {
+            error!(file = %self.spill_path.display(), %cause, "cannot clear the spill file");
+        }
+        count
+    }
+
+    /// Removes the spill file (the queue is deleted).
+    pub fn discard(&mut self) {
+        self.clear();
+        if let Some(spill) = self.spill.take()
+            && let Err(cause) = spill.remove()
+        {
+            error!(file = %self.spill_path.display(), %cause, "cannot remove the spill file");
+        }
+    }
+
+    fn spilled(&self) -> u64 {
+        self.spill.as_ref().map_or(0, Spill::len)
+    }
+
+    fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
+        if self.spill.is_none() {
+            self.spill = Some(Spill::create(&self.spill_path)?);
+        }
+        Ok(self.spill.as_mut().expect("spill file was just created"))
+    }
+
+    /// Moves spilled items back into memory while there is room for a refill step, and always
+    /// when memory is empty, so the head is in memory whenever anything is queued.
+    fn refill(&mut self) {
+        let Some(spill) = self.spill.as_mut().filter(|spill| spill.len() > 0) else {
+            return;
+        };
+        let room = self.memory_budget.saturating_sub(self.memory_bytes);
+        let step = REFILL_STEP.min(self.memory_budget / 4).max(1);
+        if room < step && !self.memory.is_empty() {
+            return;
+        }
+        match spill.pop_front(room.min(step).max(1)) {
+            Ok(items) => {
+                self.memory_bytes += items.iter().map(|item| item.data.len() as u64).sum::<u64>();
+                self.memory.extend(items);
+            }
+            Err(cause) => {
+                error!(file = %self.spill_path.display(), %cause, "cannot read spilled items back")
+            }
+        }
+    }
+}
