@@ -10,8 +10,12 @@ mod name;
 mod parse;
 mod request;
 mod response;
+mod text;
 
 pub use name::{MAX_QUEUE_NAME_LEN, validate_queue_name};
 pub use parse::{AfterError, Limits, ParseError, Parsed, parse, requested_key};
 pub use request::{GetOptions, Request};
 pub use response::Response;
+pub use text::{
+    MAX_PUT_ITEMS, TextDecoder, TextParseError, TextParsed, TextReply, TextRequest, parse_text,
+};

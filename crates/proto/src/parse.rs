@@ -5,12 +5,12 @@
 //! command word, [`storage`] frames and parses data-carrying commands, [`get`] handles the get key
 //! options and [`commands`] the remaining one-line commands.
 
-mod args;
+pub(crate) mod args;
 mod commands;
 mod get;
 
 pub use get::requested_key;
-mod line;
+pub(crate) mod line;
 mod storage;
 mod verb;
 
@@ -128,7 +128,7 @@ fn finish(
 /// Why a request is refused and whether the connection survives it; the internal form of
 /// [`ParseError`], built before the request's length is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Rejection {
+pub(crate) struct Rejection {
     reason: &'static str,
     close: bool,
 }

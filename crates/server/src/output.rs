@@ -1,12 +1,43 @@
 //! The replies of one batch of pipelined requests, held back until the journal records they
-//! depend on are committed (Part 0 #9: `STORED` only after the record reached the OS).
+//! depend on are committed (Part 0 #9: `STORED` only after the record reached the OS). Both
+//! protocols use it: memcache [`Response`]s and text-protocol [`TextReply`]s.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use lanner_proto::Response;
+use lanner_proto::{Response, TextReply};
 use lanner_queue::{Queue, Seq};
 use tracing::error;
+
+/// A protocol's reply, as [`Output`] holds it.
+pub trait Reply {
+    /// Appends the reply's wire bytes to `buf`.
+    fn encode(&self, buf: &mut BytesMut);
+
+    /// The reply sent instead of one whose journal records could not be committed.
+    fn journal_failed() -> Self;
+}
+
+impl Reply for Response {
+    fn encode(&self, buf: &mut BytesMut) {
+        Response::encode(self, buf);
+    }
+
+    fn journal_failed() -> Self {
+        Response::ServerError("journal write failed".to_owned())
+    }
+}
+
+impl Reply for TextReply {
+    fn encode(&self, buf: &mut BytesMut) {
+        TextReply::encode(self, buf);
+    }
+
+    fn journal_failed() -> Self {
+        TextReply::Error("Journal write failed.".to_owned())
+    }
+}
 
 /// A reply that must not leave before its queue's journal reached `seq`.
 struct Dependent {
@@ -15,23 +46,34 @@ struct Dependent {
     queue: usize,
 }
 
-/// Replies waiting to be written, and the journal positions they need.
-#[derive(Default)]
-pub struct Output {
+/// Replies of type `R` waiting to be written, and the journal positions they need.
+pub struct Output<R = Response> {
     buf: BytesMut,
     dependents: Vec<Dependent>,
     /// Each queue touched by the batch with the highest position to commit.
     commits: Vec<(Arc<Queue>, Seq)>,
+    reply: PhantomData<fn(&R)>,
 }
 
-impl Output {
+impl<R> Default for Output<R> {
+    fn default() -> Self {
+        Self {
+            buf: BytesMut::new(),
+            dependents: Vec::new(),
+            commits: Vec::new(),
+            reply: PhantomData,
+        }
+    }
+}
+
+impl<R: Reply> Output<R> {
     /// Appends a reply that depends on nothing.
-    pub fn push(&mut self, response: &Response) {
+    pub fn push(&mut self, response: &R) {
         response.encode(&mut self.buf);
     }
 
     /// Appends a reply that may only be sent once `queue`'s journal has committed `seq`.
-    pub fn push_after_commit(&mut self, response: &Response, queue: &Arc<Queue>, seq: Seq) {
+    pub fn push_after_commit(&mut self, response: &R, queue: &Arc<Queue>, seq: Seq) {
         if seq == 0 {
             return self.push(response);
         }
@@ -46,7 +88,7 @@ impl Output {
     }
 
     /// Appends a reply that may only be sent once every listed commit succeeded.
-    pub fn push_after_commits(&mut self, response: &Response, commits: &[(Arc<Queue>, Seq)]) {
+    pub fn push_after_commits(&mut self, response: &R, commits: &[(Arc<Queue>, Seq)]) {
         let start = self.buf.len();
         response.encode(&mut self.buf);
         let end = self.buf.len();
@@ -74,7 +116,8 @@ impl Output {
     }
 
     /// Finishes the batch after its commits ran: `failed[i]` tells whether commit `i` failed.
-    /// Replies that depended on a failed commit become `SERVER_ERROR`, so nothing is acknowledged
+    /// Replies that depended on a failed commit become [`Reply::journal_failed`] (memcache:
+    /// `SERVER_ERROR`), so nothing is acknowledged
     /// that did not reach the journal. Returns the bytes to write; call [`Output::clear`] after.
     pub fn finish(&mut self, failed: &[bool]) -> &[u8] {
         self.commits.clear();
@@ -100,11 +143,11 @@ impl Output {
             }
             self.buf
                 .extend_from_slice(&original[copied..dependent.start]);
-            Response::ServerError("journal write failed".into()).encode(&mut self.buf);
+            R::journal_failed().encode(&mut self.buf);
             copied = dependent.end;
         }
         self.buf.extend_from_slice(&original[copied..]);
-        error!("journal commit failed; the affected replies were answered SERVER_ERROR");
+        error!("journal commit failed; the affected replies were answered with an error");
     }
 
     fn note_commit(&mut self, queue: &Arc<Queue>, seq: Seq) -> usize {
@@ -128,7 +171,7 @@ mod tests {
 
     #[test]
     fn replies_of_failed_commits_become_server_errors() {
-        let mut output = Output::default();
+        let mut output: Output = Output::default();
         let dir = tempfile::tempdir().expect("tempdir");
         let (queues, _) = test_queues(dir.path());
         let (a, b) = (
@@ -166,8 +209,19 @@ mod tests {
     }
 
     #[test]
+    fn text_replies_of_failed_commits_become_error_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queues, _) = test_queues(dir.path());
+        let queue = queues.get_or_create("q").expect("q");
+        let mut output: Output<TextReply> = Output::default();
+        output.push_after_commit(&TextReply::Count(1), &queue, 1);
+        output.push(&TextReply::NoItem);
+        assert_eq!(output.finish(&[true]), b"-Journal write failed.\n*\n");
+    }
+
+    #[test]
     fn independent_replies_pass_through() {
-        let mut output = Output::default();
+        let mut output: Output = Output::default();
         output.push(&Response::End);
         output.push(&Response::Deleted);
         assert_eq!(output.finish(&[]), b"END\r\nDELETED\r\n");

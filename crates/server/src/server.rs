@@ -1,11 +1,12 @@
 //! Starting and stopping a server: recovery, the listener, signals, graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
 use lanner_journal::JournalOptions;
 use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
@@ -22,6 +23,7 @@ use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::ServerStats;
 use crate::status::{ServerStatus, Status};
+use crate::text;
 
 /// Recovers every queue, then serves until a signal or the `shutdown` command. Returns once
 /// connections have finished (or `shutdown_timeout` passed) and every journal is fsynced.
@@ -32,14 +34,28 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     let listener = TcpListener::bind(shared.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
+    let text_listener = bind_text_listener(&shared.server.text_listen).await?;
     let address = listener.local_addr()?;
     info!(%address, "lanner listening on {address}");
+    if let Some(text_listener) = &text_listener {
+        let address = text_listener.local_addr()?;
+        info!(%address, "lanner text protocol listening on {address}");
+    }
     let background = Background::start(Arc::clone(&shared))?;
     let connections = TaskTracker::new();
     tokio::spawn(stop_on_signal(shared.shutdown.clone()));
     tokio::spawn(reload_on_sighup(Arc::clone(&shared)));
-    accept_until_shutdown(&listener, &shared, &connections).await;
+    let text_accepted = async {
+        if let Some(text_listener) = &text_listener {
+            accept_until_shutdown(text_listener, &shared, &connections, text::serve).await;
+        }
+    };
+    tokio::join!(
+        accept_until_shutdown(&listener, &shared, &connections, connection::serve),
+        text_accepted,
+    );
     drop(listener);
+    drop(text_listener);
     drain(&shared, &connections).await;
     background.stop();
     shared
@@ -135,18 +151,42 @@ fn log_recovery(recovered: &[RecoveredQueue], elapsed: Duration) {
     );
 }
 
-async fn accept_until_shutdown(
+/// Binds the text-protocol listener of `[server] text_listen`; `None` when it is `""`.
+async fn bind_text_listener(text_listen: &str) -> anyhow::Result<Option<TcpListener>> {
+    if text_listen.is_empty() {
+        return Ok(None);
+    }
+    let address: SocketAddr = text_listen.parse().map_err(|_| {
+        anyhow!(
+            "invalid text_listen {text_listen:?}: write an address such as \"127.0.0.1:2222\", or \"\" to disable"
+        )
+    })?;
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen for the text protocol on {address}"))?;
+    Ok(Some(listener))
+}
+
+/// Accepts connections on `listener` until shutdown, serving each with `serve` (one
+/// protocol's per-connection task) under `connections`, so that shutdown drains them.
+async fn accept_until_shutdown<F>(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     connections: &TaskTracker,
-) {
+    serve: fn(TcpStream, Arc<Shared>) -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shared.shutdown.cancelled() => return,
         };
         match accepted {
-            Ok((stream, peer)) => spawn_connection(stream, peer, shared, connections),
+            Ok((stream, peer)) => {
+                configure_stream(&stream, peer);
+                connections.spawn(serve(stream, Arc::clone(shared)));
+            }
             // Running out of descriptors must not end the server; back off briefly instead.
             Err(error) => {
                 warn!(%error, "accept failed");
@@ -156,16 +196,10 @@ async fn accept_until_shutdown(
     }
 }
 
-fn spawn_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    connections: &TaskTracker,
-) {
+fn configure_stream(stream: &TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%peer, %error, "cannot set TCP_NODELAY");
     }
-    connections.spawn(connection::serve(stream, Arc::clone(shared)));
 }
 
 /// Lets connections finish the requests in flight and return their open reads, for at most

@@ -1,16 +1,14 @@
 //! What one client connection may do, and the memcache commands' semantics on top of the queue
 //! store: no sockets here. The connection feeds parsed requests in; replies go to an [`Output`].
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lanner_proto::{GetOptions, Request, Response, requested_key};
 use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
-use tracing::warn;
 
-use crate::alias::Alias;
+use crate::open_reads::OpenReads;
 use crate::output::Output;
 use crate::reload::reload;
 use crate::shared::Shared;
@@ -41,25 +39,27 @@ pub struct Monitor {
     pub remaining: u32,
 }
 
+impl Monitor {
+    /// True while the monitor may deliver another item: items and time remain, and the
+    /// connection holds fewer than `max_open` open reads (`open_now`) on the queue.
+    pub fn may_continue(&self, open_now: usize, max_open: usize) -> bool {
+        self.remaining > 0 && Instant::now() < self.deadline && open_now < max_open
+    }
+}
+
 /// A blocking get waiting for an item.
 pub struct Wait {
     pub queue: Arc<Queue>,
-    /// The key the item's `VALUE` line names.
+    /// The key a memcache `VALUE` line names (the text protocol has none).
     pub key: String,
     pub mode: TakeMode,
     pub timeout: Duration,
 }
 
-/// This connection's reliable reads on one queue, oldest first.
-struct OpenReads {
-    queue: Arc<Queue>,
-    xids: VecDeque<u32>,
-}
-
 /// Per-connection state: the open reliable reads.
 pub struct Session {
     shared: Arc<Shared>,
-    open_reads: HashMap<String, OpenReads>,
+    open_reads: OpenReads,
 }
 
 impl Session {
@@ -67,7 +67,7 @@ impl Session {
     pub fn new(shared: Arc<Shared>) -> Self {
         Self {
             shared,
-            open_reads: HashMap::new(),
+            open_reads: OpenReads::default(),
         }
     }
 
@@ -139,55 +139,31 @@ impl Session {
     /// True while a monitor may deliver another item: items and time remain, and the connection
     /// holds fewer than `max_open_transactions` open reads on the queue.
     pub fn monitor_may_continue(&self, monitor: &Monitor) -> bool {
-        monitor.remaining > 0
-            && Instant::now() < monitor.deadline
-            && self.open_count(monitor.queue.name()) < self.max_open_transactions()
+        monitor.may_continue(
+            self.open_count(monitor.queue.name()),
+            self.max_open_transactions(),
+        )
     }
 
     /// Aborts every open read of this connection; their items go back to the head of their
     /// queues in their original order (Part 0 #5).
     pub fn abort_all(&mut self, out: &mut Output) {
-        for (_, reads) in self.open_reads.drain() {
-            let xids: Vec<u32> = reads.xids.into_iter().collect();
-            let seq = reads.queue.abort(&xids);
-            out.commit_later(&reads.queue, seq);
-        }
+        self.open_reads.abort_all(out);
     }
 
+    /// `set`: `STORED` once the item (for an alias: every destination's copy) is committed.
     fn set(&mut self, name: &str, exptime: i64, data: Bytes, out: &mut Output) {
         bump(&self.shared.stats.cmd_set);
-        if let Some(alias) = self.shared.aliases.load().get(name) {
-            return self.set_alias(alias, exptime, data, out);
-        }
-        match self.shared.queues.put(name, data, exptime) {
-            Ok(put) => out.push_after_commits(&stored_reply(put.outcome), &put.commits),
-            Err(error) => out.push(&error_reply(&error)),
-        }
-    }
-
-    /// Adds the item to every destination of the alias (their fanouts included); `STORED` only
-    /// if all of them accepted it.
-    fn set_alias(&self, alias: &Alias, exptime: i64, data: Bytes, out: &mut Output) {
-        alias.count_put(data.len());
-        let mut commits = Vec::new();
-        let mut outcome = PutOutcome::Stored(0);
-        for destination in &alias.destinations {
-            match self.shared.queues.put(destination, data.clone(), exptime) {
-                Ok(put) => {
-                    commits.extend(put.commits);
-                    if put.outcome == PutOutcome::NotStored {
-                        outcome = PutOutcome::NotStored;
-                    }
+        let put = self.shared.put_item(name, data, exptime);
+        match put.outcome {
+            Ok(outcome) => out.push_after_commits(&stored_reply(outcome), &put.commits),
+            Err(error) => {
+                for (queue, seq) in &put.commits {
+                    out.commit_later(queue, *seq);
                 }
-                Err(error) => {
-                    for (queue, seq) in &commits {
-                        out.commit_later(queue, *seq);
-                    }
-                    return out.push(&error_reply(&error));
-                }
+                out.push(&error_reply(&error));
             }
         }
-        out.push_after_commits(&stored_reply(outcome), &commits);
     }
 
     /// `get` with its options, evaluated in Kestrel's order (spec b.2).
@@ -198,19 +174,19 @@ impl Session {
         } else {
             &stats.cmd_get
         });
-        self.forget_deleted(&name);
+        self.open_reads.forget_deleted(&name);
         if self.shared.aliases.load().get(&name).is_some() {
             bump(&self.shared.stats.get_misses);
             out.push(&Response::End);
             return Step::Continue;
         }
         if options.abort {
-            self.abort_oldest(&name, out);
+            self.open_reads.abort_oldest(&name, out);
             out.push(&Response::End);
             return Step::Continue;
         }
         if options.close {
-            self.confirm_oldest(&name, 1, out);
+            self.open_reads.confirm_oldest(&name, 1, out);
             if !options.open {
                 out.push(&Response::End);
                 return Step::Continue;
@@ -292,7 +268,7 @@ impl Session {
         if let Some(refused) = self.refuse_reads(out) {
             return refused;
         }
-        self.forget_deleted(name);
+        self.open_reads.forget_deleted(name);
         match self.shared.queues.get_or_create(name) {
             Ok(queue) => Step::Monitor(Monitor {
                 queue,
@@ -307,9 +283,7 @@ impl Session {
     }
 
     fn open_count(&self, name: &str) -> usize {
-        self.open_reads
-            .get(name)
-            .map_or(0, |reads| reads.xids.len())
+        self.open_reads.count(name)
     }
 
     fn max_open_transactions(&self) -> usize {
@@ -341,14 +315,7 @@ impl Session {
         };
         bump(&self.shared.stats.get_hits);
         if let Some(xid) = taken.xid {
-            self.open_reads
-                .entry(queue.name().to_owned())
-                .or_insert_with(|| OpenReads {
-                    queue: Arc::clone(queue),
-                    xids: VecDeque::new(),
-                })
-                .xids
-                .push_back(xid);
+            self.open_reads.add(queue, xid);
         }
         let reply = Response::Value {
             key,
@@ -359,64 +326,22 @@ impl Session {
 
     /// `confirm <q> <count>`: confirms the `count` oldest open reads, or none if fewer are open.
     fn confirm(&mut self, name: &str, count: u32, out: &mut Output) -> Step {
-        self.forget_deleted(name);
+        self.open_reads.forget_deleted(name);
         let open_now = self.open_count(name);
         if count == 0 || open_now < count as usize {
             out.push(&Response::Error);
             return Step::Continue;
         }
-        self.confirm_oldest(name, count as usize, out);
+        self.open_reads.confirm_oldest(name, count as usize, out);
         out.push(&Response::End);
         Step::Continue
-    }
-
-    fn confirm_oldest(&mut self, name: &str, count: usize, out: &mut Output) {
-        let Some(reads) = self.open_reads.get_mut(name) else {
-            return;
-        };
-        let count = count.min(reads.xids.len());
-        let seq = reads
-            .xids
-            .drain(..count)
-            .map(|xid| reads.queue.confirm(xid))
-            .max()
-            .unwrap_or(0);
-        out.commit_later(&reads.queue, seq);
-        if reads.xids.is_empty() {
-            self.open_reads.remove(name);
-        }
-    }
-
-    fn abort_oldest(&mut self, name: &str, out: &mut Output) {
-        let Some(reads) = self.open_reads.get_mut(name) else {
-            warn!(queue = name, "abort with no open read");
-            return;
-        };
-        if let Some(xid) = reads.xids.pop_front() {
-            let seq = reads.queue.abort(&[xid]);
-            out.commit_later(&reads.queue, seq);
-        }
-        if reads.xids.is_empty() {
-            self.open_reads.remove(name);
-        }
-    }
-
-    /// Drops open reads of a queue that was deleted (and maybe recreated) since they were opened.
-    fn forget_deleted(&mut self, name: &str) {
-        if self
-            .open_reads
-            .get(name)
-            .is_some_and(|reads| reads.queue.is_deleted())
-        {
-            self.open_reads.remove(name);
-        }
     }
 
     fn delete(&mut self, name: &str, out: &mut Output) {
         if self.shared.aliases.load().get(name).is_some() {
             return out.push(&Response::Deleted);
         }
-        self.open_reads.remove(name);
+        self.open_reads.forget(name);
         match self.shared.queues.delete(name) {
             Ok(_) => out.push(&Response::Deleted),
             Err(error) => out.push(&error_reply(&error)),

@@ -1,10 +1,10 @@
 //! State every connection shares: the queues, the counters, the configuration, the shutdown signal.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use lanner_queue::QueueCollection;
+use lanner_queue::{PutOutcome, Queue, QueueCollection, QueueError, Seq};
 use tokio_util::sync::CancellationToken;
 
-use crate::alias::Aliases;
+use crate::alias::{Alias, Aliases};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,7 +31,60 @@ pub struct Shared {
     pub status: ServerStatus,
 }
 
+/// The result of adding one item to a queue or an alias.
+pub struct ItemPut {
+    /// The queue's answer (for an alias, `NotStored` when any destination refused the item), or
+    /// the error that stopped the put.
+    pub outcome: Result<PutOutcome, QueueError>,
+    /// Every queue written, with the journal position to commit: before the reply when the
+    /// item was stored, with the batch otherwise.
+    pub commits: Vec<(Arc<Queue>, Seq)>,
+}
+
 impl Shared {
+    /// Adds an item to the queue `name` and its fanout children, or, when `name` is an alias,
+    /// to every destination of the alias. `exptime` follows memcache's conventions (spec f.2).
+    pub fn put_item(&self, name: &str, data: Bytes, exptime: i64) -> ItemPut {
+        if let Some(alias) = self.aliases.load().get(name) {
+            return self.put_alias(alias, data, exptime);
+        }
+        match self.queues.put(name, data, exptime) {
+            Ok(put) => ItemPut {
+                outcome: Ok(put.outcome),
+                commits: put.commits,
+            },
+            Err(error) => ItemPut {
+                outcome: Err(error),
+                commits: Vec::new(),
+            },
+        }
+    }
+
+    /// Adds the item to every destination of the alias (their fanouts included); stored only
+    /// if all of them accepted it.
+    fn put_alias(&self, alias: &Alias, data: Bytes, exptime: i64) -> ItemPut {
+        alias.count_put(data.len());
+        let mut put = ItemPut {
+            outcome: Ok(PutOutcome::Stored(0)),
+            commits: Vec::new(),
+        };
+        for destination in &alias.destinations {
+            match self.queues.put(destination, data.clone(), exptime) {
+                Ok(done) => {
+                    put.commits.extend(done.commits);
+                    if done.outcome == PutOutcome::NotStored {
+                        put.outcome = Ok(PutOutcome::NotStored);
+                    }
+                }
+                Err(error) => {
+                    put.outcome = Err(error);
+                    return put;
+                }
+            }
+        }
+        put
+    }
+
     /// The `dump_stats` body (spec e.2): a block per queue, all queues when none is named.
     pub fn dump_stats(&self, names: &[String]) -> Bytes {
         let names: Vec<String> = if names.is_empty() {

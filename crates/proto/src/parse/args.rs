@@ -12,7 +12,7 @@ pub(super) fn queue_arg(token: Option<&[u8]>) -> Result<String, Rejection> {
 /// Parses a number as Java's `Integer.parseInt` does, which is what Kestrel uses: an optional
 /// `+` or `-`, then one or more ASCII digits, within `i32` range. (Java also accepts non-ASCII
 /// digits, but none exists in ISO-8859-1, the encoding Kestrel reads lines in.)
-pub(super) fn java_int(token: &[u8]) -> Option<i32> {
+pub(crate) fn java_int(token: &[u8]) -> Option<i32> {
     std::str::from_utf8(token).ok()?.parse().ok()
 }
 
@@ -40,7 +40,7 @@ pub(super) fn non_negative_int_arg(
 }
 
 /// Lower-cases text that Kestrel reads as ISO-8859-1, where every byte is one character.
-pub(super) fn latin1_lowercase(token: &[u8]) -> String {
+pub(crate) fn latin1_lowercase(token: &[u8]) -> String {
     token
         .iter()
         .flat_map(|&byte| char::from(byte).to_lowercase())

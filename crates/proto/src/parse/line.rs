@@ -6,7 +6,7 @@ use super::Rejection;
 
 /// The first line of the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Line<'a> {
+pub(crate) struct Line<'a> {
     /// The line without its `\n` or `\r\n` terminator.
     pub text: &'a [u8],
     /// How many input bytes the line occupies, terminator included.
@@ -19,7 +19,7 @@ pub(super) struct Line<'a> {
 /// `Ok(None)` while no LF has arrived and the line may still fit in `max_len` bytes; a longer
 /// line is refused (connection closed) without waiting for its end, so at most `max_len + 2`
 /// bytes are ever examined or need buffering.
-pub(super) fn first_line(input: &[u8], max_len: usize) -> Result<Option<Line<'_>>, Rejection> {
+pub(crate) fn first_line(input: &[u8], max_len: usize) -> Result<Option<Line<'_>>, Rejection> {
     // The longest acceptable line is `max_len` bytes plus `\r\n`, so its LF lies in this window.
     let longest = max_len.saturating_add(2);
     let window = &input[..longest.min(input.len())];
@@ -51,7 +51,7 @@ fn strip_cr(text: &[u8]) -> &[u8] {
 ///
 /// One corner differs and does not matter to callers: text made only of separators gives one
 /// empty piece here and none in Java; both end up refused as an empty command or queue name.
-pub(super) fn split_like_java(text: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> + Clone {
+pub(crate) fn split_like_java(text: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> + Clone {
     let trailing = text
         .iter()
         .rev()

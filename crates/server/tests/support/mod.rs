@@ -22,6 +22,8 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The text-protocol listener's address, for a server started with one.
+    pub text_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     config: Option<PathBuf>,
     _temp: Option<TempDir>,
@@ -49,29 +51,60 @@ impl Server {
         server
     }
 
+    /// Starts a server with a fresh temporary data directory and the text protocol on a free
+    /// loopback port (`--text-listen 127.0.0.1:0`).
+    pub fn start_with_text() -> Server {
+        let temp = TempDir::new().expect("temp dir");
+        Server::start_text_in(temp, None)
+    }
+
+    /// Starts a server with the text protocol, a fresh data directory and this configuration.
+    pub fn start_with_text_and_config(config: &str) -> Server {
+        let temp = TempDir::new().expect("temp dir");
+        let path = temp.path().join("lanner.toml");
+        std::fs::write(&path, config).expect("write config");
+        Server::start_text_in(temp, Some(&path))
+    }
+
+    fn start_text_in(temp: TempDir, config: Option<&Path>) -> Server {
+        let data_dir = temp.path().join("data");
+        let mut server =
+            Server::try_start_with(&data_dir, config, &["--text-listen", "127.0.0.1:0"])
+                .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
+        server._temp = Some(temp);
+        let line = server.wait_for_log("lanner text protocol listening on ");
+        server.text_addr = Some(
+            address_after(&line, "lanner text protocol listening on ")
+                .unwrap_or_else(|| panic!("no address in {line:?}")),
+        );
+        server
+    }
+
     /// Starts a server on `data_dir`; waits until it listens (recovery done).
     pub fn start_in(data_dir: &Path, config: Option<&Path>) -> Server {
-        let (child, addr, log, startup_log) = spawn(data_dir, config)
-            .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
-        Server {
-            child,
-            addr,
-            data_dir: data_dir.to_owned(),
-            config: config.map(Path::to_owned),
-            _temp: None,
-            log,
-            startup_log,
-        }
+        Server::try_start_with(data_dir, config, &[])
+            .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"))
     }
 
     /// Tries to start a server on `data_dir` and returns its log if it exits instead.
     pub fn try_start_in(data_dir: &Path) -> Result<Server, String> {
-        let (child, addr, log, startup_log) = spawn(data_dir, None)?;
+        Server::try_start_with(data_dir, None, &[])
+    }
+
+    /// Tries to start a server on `data_dir` with `config` and extra command-line `args`, and
+    /// returns its log if it exits instead.
+    pub fn try_start_with(
+        data_dir: &Path,
+        config: Option<&Path>,
+        args: &[&str],
+    ) -> Result<Server, String> {
+        let (child, addr, log, startup_log) = spawn(data_dir, config, args)?;
         Ok(Server {
             child,
             addr,
+            text_addr: None,
             data_dir: data_dir.to_owned(),
-            config: None,
+            config: config.map(Path::to_owned),
             _temp: None,
             log,
             startup_log,
@@ -86,6 +119,15 @@ impl Server {
     /// A new client connection.
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
+    }
+
+    /// A new text-protocol connection; the server must have been started with the text
+    /// protocol.
+    pub fn text_connect(&self) -> TextClient {
+        TextClient::connect(
+            self.text_addr
+                .expect("server started with the text protocol"),
+        )
     }
 
     /// Kills the process with SIGKILL and waits for it.
@@ -177,13 +219,14 @@ impl Drop for Server {
 
 type Spawned = (Child, SocketAddr, mpsc::Receiver<String>, Vec<String>);
 
-fn spawn(data_dir: &Path, config: Option<&Path>) -> Result<Spawned, String> {
+fn spawn(data_dir: &Path, config: Option<&Path>, args: &[&str]) -> Result<Spawned, String> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lanner"));
     command
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(data_dir);
+        .arg(data_dir)
+        .args(args);
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
@@ -221,7 +264,12 @@ fn spawn(data_dir: &Path, config: Option<&Path>) -> Result<Spawned, String> {
 }
 
 fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("lanner listening on ").nth(1)?;
+    address_after(line, "lanner listening on ")
+}
+
+/// The address logged right after `prefix` in a log line.
+fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
+    let rest = line.split(prefix).nth(1)?;
     rest.split_whitespace().next()?.parse().ok()
 }
 
@@ -276,10 +324,14 @@ impl Client {
 
     /// Reads one line including its `\r\n`.
     pub fn read_line(&mut self) -> String {
+        String::from_utf8_lossy(&self.read_line_bytes()).into_owned()
+    }
+
+    /// Reads one line's exact bytes, up to and including its LF.
+    pub fn read_line_bytes(&mut self) -> Vec<u8> {
         loop {
             if let Some(end) = self.buffered.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buffered.drain(..=end).collect();
-                return String::from_utf8_lossy(&line).into_owned();
+                return self.buffered.drain(..=end).collect();
             }
             self.fill();
         }
@@ -443,4 +495,106 @@ impl Client {
         );
         self.buffered.extend_from_slice(&chunk[..read]);
     }
+}
+
+/// A text-protocol client (spec a.5): LF-terminated lines, `+n`, `-error`, `:item`, `*`.
+pub struct TextClient {
+    client: Client,
+}
+
+impl TextClient {
+    /// Connects to a text-protocol listener at `addr`.
+    pub fn connect(addr: SocketAddr) -> TextClient {
+        TextClient {
+            client: Client::connect(addr),
+        }
+    }
+
+    /// Sends raw bytes.
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.client.send(bytes);
+    }
+
+    /// Reads one reply line's exact bytes, its LF included.
+    pub fn read_line(&mut self) -> Vec<u8> {
+        self.client.read_line_bytes()
+    }
+
+    /// Sends `request` and asserts the server answers exactly `expected`.
+    pub fn expect(&mut self, request: &[u8], expected: &[u8]) {
+        self.client.expect(request, expected);
+    }
+
+    /// Sends `request`, asserts the reply is exactly `expected`, then proves the connection
+    /// still serves requests (a `version` round trip).
+    pub fn expect_then_open(&mut self, request: &[u8], expected: &[u8]) {
+        self.expect(request, expected);
+        let version = format!(":{}\n", env!("CARGO_PKG_VERSION"));
+        self.expect(b"version\n", version.as_bytes());
+    }
+
+    /// Sends `request`, asserts the reply is exactly `expected`, then that the server closed
+    /// the connection.
+    pub fn expect_then_closed(&mut self, request: &[u8], expected: &[u8]) {
+        self.expect(request, expected);
+        assert!(
+            self.client.is_closed(),
+            "connection still open after reply to {:?}",
+            String::from_utf8_lossy(request)
+        );
+    }
+
+    /// True once the server has closed this connection (see [`Client::is_closed`]).
+    pub fn is_closed(&mut self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// `put <queue>:` with one line per item; returns the count the server answered.
+    pub fn put(&mut self, queue: &str, items: &[&[u8]]) -> u64 {
+        self.send(&put_request(&format!("put {queue}:"), items));
+        let line = self.read_line();
+        let count = line
+            .strip_prefix(b"+")
+            .and_then(|rest| rest.strip_suffix(b"\n"))
+            .and_then(|digits| std::str::from_utf8(digits).ok()?.parse().ok());
+        count.unwrap_or_else(|| panic!("put answered {:?}", String::from_utf8_lossy(&line)))
+    }
+
+    /// Sends a read request line (`get q`, `peek q 100`, ...) and returns the item, or `None`
+    /// for `*`.
+    pub fn read(&mut self, request: &str) -> Option<Vec<u8>> {
+        self.send(format!("{request}\n").as_bytes());
+        self.read_item()
+    }
+
+    /// Reads one `:<item>` or `*` reply.
+    pub fn read_item(&mut self) -> Option<Vec<u8>> {
+        let line = self.read_line();
+        if line == b"*\n" {
+            return None;
+        }
+        match line
+            .strip_prefix(b":")
+            .and_then(|rest| rest.strip_suffix(b"\n"))
+        {
+            Some(item) => Some(item.to_vec()),
+            None => panic!("unexpected reply line {:?}", String::from_utf8_lossy(&line)),
+        }
+    }
+
+    /// Shuts down the client's side of the connection.
+    pub fn close(self) {
+        self.client.close();
+    }
+}
+
+/// The bytes of a block request: `header` (ending in `:`), one line per item, an empty line.
+pub fn put_request(header: &str, items: &[&[u8]]) -> Vec<u8> {
+    let mut request = format!("{header}\n").into_bytes();
+    for item in items {
+        request.extend_from_slice(item);
+        request.push(b'\n');
+    }
+    request.push(b'\n');
+    request
 }

@@ -1,0 +1,178 @@
+//! What both protocols' connections do with their socket: count themselves, read with the idle
+//! limit, wait for an item while watching the socket, and write replies only after the journal
+//! records they depend on are committed.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use lanner_queue::{Queue, TakeMode, TakeOutcome};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use crate::output::{Output, Reply};
+use crate::shared::Shared;
+use crate::stats::{ServerStats, add, bump};
+
+const READ_BUFFER_CAPACITY: usize = 16 * 1024;
+
+/// Whether the connection goes on after a step.
+pub enum Flow {
+    Continue,
+    Stop,
+}
+
+/// How a wait for an item ended.
+pub enum Awaited {
+    /// The take finished: an item, or none when the time ran out or the queue was deleted.
+    Taken(TakeOutcome),
+    /// The client closed the connection; nothing was taken.
+    ClientLeft,
+    /// The server is shutting down; nothing was taken.
+    ShuttingDown,
+}
+
+/// Counts a connection in `curr_connections` and `total_connections` for as long as it lives.
+pub struct ConnectionCount<'a>(&'a ServerStats);
+
+impl<'a> ConnectionCount<'a> {
+    /// Counts a new connection.
+    pub fn open(stats: &'a ServerStats) -> Self {
+        bump(&stats.total_connections);
+        bump(&stats.curr_connections);
+        Self(stats)
+    }
+}
+
+impl Drop for ConnectionCount<'_> {
+    fn drop(&mut self) {
+        self.0.curr_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A client's stream and the bytes read from it that no request has consumed yet.
+pub struct ClientSocket {
+    stream: TcpStream,
+    /// Bytes received and not yet consumed by a request.
+    pub buf: BytesMut,
+    shared: Arc<Shared>,
+}
+
+impl ClientSocket {
+    /// Wraps an accepted stream.
+    pub fn new(stream: TcpStream, shared: Arc<Shared>) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::with_capacity(READ_BUFFER_CAPACITY),
+            shared,
+        }
+    }
+
+    /// Reads more bytes; false when the client closed, stayed idle longer than
+    /// `client_timeout`, or the server is shutting down.
+    pub async fn read_more(&mut self) -> io::Result<bool> {
+        if self.shared.shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        self.buf.reserve(READ_BUFFER_CAPACITY);
+        let idle_limit = self.shared.server.client_timeout;
+        let read = tokio::select! {
+            read = self.stream.read_buf(&mut self.buf) => read?,
+            () = self.shared.shutdown.cancelled() => return Ok(false),
+            () = idle(idle_limit) => {
+                debug!("closing a connection idle for longer than client_timeout");
+                return Ok(false);
+            }
+        };
+        add(&self.shared.stats.bytes_read, read as u64);
+        Ok(read > 0)
+    }
+
+    /// Waits up to `timeout` for an item while watching the socket, so a client that leaves
+    /// stops the wait at once (taking nothing). Requests pipelined behind the wait stay
+    /// buffered, up to one line's worth.
+    pub async fn await_take(
+        &mut self,
+        queue: &Queue,
+        mode: TakeMode,
+        timeout: Duration,
+    ) -> io::Result<Awaited> {
+        let take = tokio::time::timeout(timeout, queue.take_blocking(mode));
+        tokio::pin!(take);
+        loop {
+            let room = self.buf.len() < self.shared.limits.max_line_len;
+            self.buf.reserve(READ_BUFFER_CAPACITY);
+            tokio::select! {
+                taken = &mut take => {
+                    let outcome = taken.unwrap_or(TakeOutcome { item: None, seq: 0 });
+                    return Ok(Awaited::Taken(outcome));
+                }
+                read = self.stream.read_buf(&mut self.buf), if room => {
+                    let read = read?;
+                    add(&self.shared.stats.bytes_read, read as u64);
+                    if read == 0 {
+                        return Ok(Awaited::ClientLeft);
+                    }
+                }
+                () = self.shared.shutdown.cancelled() => return Ok(Awaited::ShuttingDown),
+            }
+        }
+    }
+
+    /// Commits the journal records the pending replies depend on, then writes the replies.
+    pub async fn send<R: Reply>(&mut self, out: &mut Output<R>) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
+        let failed = commit(out).await;
+        let bytes = out.finish(&failed);
+        let written = bytes.len() as u64;
+        let result = self.stream.write_all(bytes).await;
+        out.clear();
+        add(&self.shared.stats.bytes_written, written);
+        result
+    }
+}
+
+/// Commits what `out` recorded without writing anything (the open reads a closing connection
+/// returned), and forgets it.
+pub async fn commit_and_discard<R: Reply>(out: &mut Output<R>) {
+    // A failed commit is logged by `commit`; there is no reply left to turn into an error.
+    commit(out).await;
+    out.finish(&[]);
+    out.clear();
+}
+
+/// Resolves after `limit`, or never when there is none.
+async fn idle(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Commits each queue's records; returns which commits failed. Under `sync = always` the wait
+/// for the fsync runs on a blocking thread so it never stalls other connections.
+async fn commit<R: Reply>(out: &Output<R>) -> Vec<bool> {
+    let mut failed = Vec::with_capacity(out.commits().len());
+    for (queue, seq) in out.commits() {
+        let result = if queue.commit_waits_for_fsync() {
+            let (queue, seq) = (Arc::clone(queue), *seq);
+            tokio::task::spawn_blocking(move || {
+                queue.commit(seq).map_err(|error| error.to_string())
+            })
+            .await
+            .unwrap_or_else(|join_error| Err(join_error.to_string()))
+        } else {
+            queue.commit(*seq).map_err(|error| error.to_string())
+        };
+        if let Err(error) = &result {
+            tracing::error!(queue = queue.name(), %error, "journal commit failed");
+        }
+        failed.push(result.is_err());
+    }
+    failed
+}
