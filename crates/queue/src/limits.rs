@@ -26,6 +26,8 @@ pub struct QueueLimits {
     pub open_transaction_timeout: Option<Duration>,
     /// An empty queue this old is deleted by the background sweep.
     pub max_queue_age: Option<Duration>,
+    /// The journal is compacted once it grows past this, whatever the live data.
+    pub max_journal_size: Option<u64>,
 }
 
 impl QueueLimits {

@@ -45,6 +45,8 @@ pub struct QueueOptions {
     pub expire_to_queue: Option<String>,
     /// Payload bytes kept in memory; newer items wait in a spill file (read-behind).
     pub max_memory_size: u64,
+    /// False for a memory-only queue: nothing is journaled, and a restart starts it empty.
+    pub keep_journal: bool,
 }
 
 /// Kestrel's default memory budget of a queue.
@@ -58,6 +60,7 @@ impl Default for QueueOptions {
             limits: QueueLimits::default(),
             expire_to_queue: None,
             max_memory_size: DEFAULT_MAX_MEMORY_SIZE,
+            keep_journal: true,
         }
     }
 }
@@ -132,10 +135,17 @@ impl Queue {
     ) -> Result<(Self, Replay), QueueError> {
         let spill_path = dir.join(format!("{name}.spill"));
         let mut state = QueueState::new(Backlog::new(options.max_memory_size, spill_path));
+        let keep_journal = options.keep_journal;
         let (journal, replay) =
             Journal::open_with(dir, name, options.journal.clone(), &mut |record| {
-                state.apply(record)
+                if keep_journal {
+                    state.apply(record);
+                }
             })?;
+        if !keep_journal {
+            // A memory-only queue starts empty and its old journal files are erased (as Kestrel).
+            journal.delete()?;
+        }
         let limits = options.limits.clone();
         let queue = Self {
             name: name.to_owned(),
@@ -557,16 +567,20 @@ impl Queue {
     }
 
     /// Schedules a journal rewrite when the journal has outgrown the live data (Part 0 #10).
-    fn compact_if_needed(&self, state: &mut QueueState) {
+    fn compact_if_needed(&self, state: &mut Locked) {
         let live = state.live_journal_bytes();
         let segment = self.options.journal.segment_size;
         let journal_bytes = self.journal.stats().total_bytes;
         let drained = state.is_drained() && journal_bytes > DRAINED_REWRITE_THRESHOLD;
+        let oversized = state
+            .limits
+            .max_journal_size
+            .is_some_and(|max| journal_bytes > max);
         let outgrown = journal_bytes
             > live
                 .saturating_mul(COMPACTION_FACTOR)
                 .saturating_add(segment);
-        if drained || outgrown {
+        if drained || outgrown || oversized {
             // While items are spilled to disk the live state is not all in memory; compaction
             // waits until read-behind has caught up.
             if let Some(snapshot) = state.snapshot() {

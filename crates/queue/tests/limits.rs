@@ -254,3 +254,51 @@ fn new_limits_apply_to_a_live_queue() {
     });
     assert!(!put(&queues, "q", "b"));
 }
+
+#[test]
+fn max_journal_size_compacts_a_journal_that_the_live_data_alone_would_not() {
+    let limits = QueueLimits {
+        max_journal_size: Some(4096),
+        ..QueueLimits::default()
+    };
+    let (_dir, _clock, queues) = setup(limits);
+    let queue = queues.get_or_create("q").expect("q");
+    for round in 0..200 {
+        put(&queues, "q", &format!("item-{round}"));
+        if round % 2 == 1 {
+            queue.take(TakeMode::Remove);
+        }
+    }
+    queue.write_pending().expect("write");
+    let journal = queue.stats().journal;
+    assert!(journal.rewrites > 0);
+    assert!(journal.total_bytes <= 4096 + 64, "{journal:?}");
+    assert_eq!(queue.stats().items, 100);
+}
+
+#[test]
+fn a_memory_only_queue_journals_nothing_and_starts_empty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock: Arc<dyn lanner_queue::Clock> = Arc::new(ManualClock::new(START_MS));
+    let memory_only = |_: &str| QueueOptions {
+        keep_journal: false,
+        ..QueueOptions::default()
+    };
+    {
+        let queues = QueueCollection::open(dir.path(), Box::new(memory_only), Arc::clone(&clock))
+            .expect("open")
+            .0;
+        put(&queues, "q", "fleeting");
+        assert_eq!(queues.get("q").expect("q").stats().journal.total_bytes, 0);
+    }
+    let journals = std::fs::read_dir(dir.path()).expect("dir").filter(|entry| {
+        entry
+            .as_ref()
+            .is_ok_and(|entry| entry.file_name().to_string_lossy().ends_with(".journal"))
+    });
+    assert_eq!(journals.count(), 0);
+    let queues = QueueCollection::open(dir.path(), Box::new(memory_only), clock)
+        .expect("reopen")
+        .0;
+    assert!(queues.get("q").is_none());
+}

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
 /// Built-in memory budget of a queue (Kestrel's `maxMemorySize`).
 const DEFAULT_MAX_MEMORY_SIZE: u64 = 128 << 20;
+/// Built-in journal size that triggers compaction (Kestrel's `maxJournalSize`).
+const DEFAULT_MAX_JOURNAL_SIZE: u64 = 1 << 30;
 /// Built-in journal segment size of a queue (Kestrel's `defaultJournalSize`).
 const DEFAULT_JOURNAL_SEGMENT_SIZE: u64 = 16 << 20;
 
@@ -207,6 +209,7 @@ impl QueueSettings {
             fanout_only: self.fanout_only,
             open_transaction_timeout: self.open_transaction_timeout,
             max_queue_age: self.max_queue_age,
+            max_journal_size: Some(self.max_journal_size),
         }
     }
 }
@@ -247,6 +250,10 @@ queue_settings! {
     journal_segment_size: u64 = DEFAULT_JOURNAL_SEGMENT_SIZE, serde "units::size_opt";
     /// Payload bytes kept in memory; newer items wait in a spill file (read-behind).
     max_memory_size: u64 = DEFAULT_MAX_MEMORY_SIZE, serde "units::size_opt";
+    /// The journal is compacted once it grows past this, whatever the live data.
+    max_journal_size: u64 = DEFAULT_MAX_JOURNAL_SIZE, serde "units::size_opt";
+    /// False for a memory-only queue: nothing is journaled and a restart starts it empty.
+    keep_journal: bool = true, serde "units::plain";
     /// Most items the queue holds; `None` for no limit.
     max_items: Option<u64> = None, serde "units::plain";
     /// Most payload bytes the queue holds (checked before an add); `None` for no limit.

@@ -131,6 +131,7 @@ fn queue_options(config: &Config, name: &str) -> QueueOptions {
         limits: settings.limits(),
         expire_to_queue: settings.expire_to_queue,
         max_memory_size: settings.max_memory_size,
+        keep_journal: settings.keep_journal,
     }
 }
 
