@@ -192,5 +192,6 @@ fn two_million_items_of_a_kibibyte_keep_memory_bounded() {
     }
     assert_eq!(client.stat_u64("queue_huge_items"), 2_000_000);
     let rss_kib = server.resident_kib();
+    eprintln!("resident memory with 2,000,000 items of 1 KiB queued: {rss_kib} KiB");
     assert!(rss_kib < 200 * 1024, "resident memory {rss_kib} KiB");
 }
