@@ -59,6 +59,9 @@ pub struct ServerConfig {
     /// Directory holding the journals; the server locks it exclusively.
     #[serde(serialize_with = "units::lossy_path::serialize")]
     pub data_dir: PathBuf,
+    /// Client connections served at once (both protocols); more are refused with an error line.
+    #[serde(deserialize_with = "units::at_least_one::deserialize")]
+    pub max_connections: u32,
     /// Open (uncommitted) reads allowed per connection per queue; at least 1.
     #[serde(deserialize_with = "units::at_least_one::deserialize")]
     pub max_open_transactions: u32,
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 22133)),
             text_listen: String::new(),
             data_dir: PathBuf::from("./data"),
+            max_connections: 16384,
             max_open_transactions: 100,
             max_line_length: 64 << 10,
             max_request_size: 64 << 20,

@@ -69,6 +69,7 @@ impl Connection {
             };
             let frame = self.socket.buf.split_to(parsed.consumed).freeze();
             match self.session.execute(parsed.request, &frame, &mut self.out) {
+                Step::Continue if self.out.is_full() => self.flush().await?,
                 Step::Continue => {}
                 Step::Close => return Ok(Flow::Stop),
                 Step::Wait(wait) => {

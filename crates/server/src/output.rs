@@ -10,6 +10,9 @@ use lanner_proto::{Response, TextReply};
 use lanner_queue::{Queue, Seq};
 use tracing::error;
 
+/// Replies beyond this many bytes are sent before more pipelined requests are executed.
+const FLUSH_AT: usize = 256 * 1024;
+
 /// A protocol's reply, as [`Output`] holds it.
 pub trait Reply {
     /// Appends the reply's wire bytes to `buf`.
@@ -103,6 +106,12 @@ impl<R: Reply> Output<R> {
         if seq != 0 {
             self.note_commit(queue, seq);
         }
+    }
+
+    /// True once the replies held back are large enough to send before executing more
+    /// requests, so pipelined reads of large items never buffer without bound.
+    pub fn is_full(&self) -> bool {
+        self.buf.len() >= FLUSH_AT
     }
 
     /// True when nothing waits to be committed or written.

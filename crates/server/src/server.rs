@@ -10,7 +10,8 @@ use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
 use lanner_journal::JournalOptions;
 use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -31,8 +32,7 @@ use crate::text;
 /// `config_path` is the file `reload` (or SIGHUP) reads queue and alias settings from again.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let shared = Arc::new(recover(config, config_path)?);
-    let listener = TcpListener::bind(shared.server.listen)
-        .await
+    let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
     let address = listener.local_addr()?;
@@ -86,6 +86,7 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
         stats: ServerStats::default(),
         aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),
         status: server_status(&config),
+        connection_slots: Arc::new(Semaphore::new(config.server.max_connections as usize)),
         server: config.server,
         config: live_config,
         config_path,
@@ -162,8 +163,7 @@ async fn bind_text_listener(text_listen: &str) -> anyhow::Result<Option<TcpListe
             "invalid text_listen {text_listen:?}: write an address such as \"127.0.0.1:2222\", or \"\" to disable"
         )
     })?;
-    let listener = TcpListener::bind(address)
-        .await
+    let listener = listen(address)
         .with_context(|| format!("cannot listen for the text protocol on {address}"))?;
     Ok(Some(listener))
 }
@@ -186,7 +186,19 @@ async fn accept_until_shutdown<F>(
         match accepted {
             Ok((stream, peer)) => {
                 configure_stream(&stream, peer);
-                connections.spawn(serve(stream, Arc::clone(shared)));
+                match Arc::clone(&shared.connection_slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let connection = serve(stream, Arc::clone(shared));
+                        connections.spawn(async move {
+                            connection.await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => {
+                        warn!(%peer, "refusing a connection: max_connections reached");
+                        connections.spawn(refuse(stream));
+                    }
+                }
             }
             // Running out of descriptors must not end the server; back off briefly instead.
             Err(error) => {
@@ -201,6 +213,32 @@ fn configure_stream(stream: &TcpStream, peer: SocketAddr) {
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%peer, %error, "cannot set TCP_NODELAY");
     }
+}
+
+/// Connection requests the kernel queues while the accept loop catches up. Tokio's default
+/// (1024) overflows when thousands of clients connect at once, and each overflow costs the
+/// client a one-second SYN retransmit; the kernel caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 16384;
+
+/// Binds a listener with [`LISTEN_BACKLOG`].
+fn listen(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Tells a client over the connection limit why it is turned away, then closes.
+async fn refuse(mut stream: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    // The client may already be gone; there is nothing more to do either way.
+    let _ = stream
+        .write_all(b"SERVER_ERROR too many connections\r\n")
+        .await;
 }
 
 /// Lets connections finish the requests in flight and return their open reads, for at most

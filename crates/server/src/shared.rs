@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use tokio::sync::Semaphore;
 
 use crate::config::{Config, ServerConfig};
 use crate::stats::{ServerStats, queue_figures};
@@ -29,6 +30,8 @@ pub struct Shared {
     pub limits: lanner_proto::Limits,
     pub aliases: ArcSwap<Aliases>,
     pub status: ServerStatus,
+    /// One permit per connection being served (`max_connections`).
+    pub connection_slots: Arc<Semaphore>,
 }
 
 /// The result of adding one item to a queue or an alias.

@@ -130,7 +130,18 @@ impl ClientSocket {
         let failed = commit(out).await;
         let bytes = out.finish(&failed);
         let written = bytes.len() as u64;
-        let result = self.stream.write_all(bytes).await;
+        let result = match self.shared.server.client_timeout {
+            // A client that reads none of its replies for that long is treated as gone.
+            Some(limit) => tokio::time::timeout(limit, self.stream.write_all(bytes))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "client stopped reading replies",
+                    ))
+                }),
+            None => self.stream.write_all(bytes).await,
+        };
         out.clear();
         add(&self.shared.stats.bytes_written, written);
         result

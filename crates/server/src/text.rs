@@ -74,6 +74,10 @@ impl TextConnection {
             };
             let frame = self.socket.buf.split_to(parsed.consumed).freeze();
             let flow = match self.session.execute(parsed.request, &frame, &mut self.out) {
+                Step::Continue if self.out.is_full() => {
+                    self.send().await?;
+                    Flow::Continue
+                }
                 Step::Continue => Flow::Continue,
                 Step::Close => Flow::Stop,
                 Step::Wait(wait) => self.wait(wait).await?,

@@ -96,6 +96,7 @@ fn every_key_parses() {
         text_listen = "0.0.0.0:2001"
         data_dir = "/var/spool/lanner"
         max_open_transactions = 7
+        max_connections = 3
         max_line_length = "1KiB"
         max_request_size = 1048576
         shutdown_timeout = "1m 30s"
@@ -124,6 +125,7 @@ fn every_key_parses() {
         listen: "0.0.0.0:2000".parse().unwrap(),
         text_listen: "0.0.0.0:2001".to_owned(),
         data_dir: PathBuf::from("/var/spool/lanner"),
+        max_connections: 3,
         max_open_transactions: 7,
         max_line_length: 1024,
         max_request_size: 1 << 20,
