@@ -122,7 +122,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 22133)),
-            text_listen: String::new(),
+            text_listen: "127.0.0.1:2222".to_owned(),
             data_dir: PathBuf::from("./data"),
             max_connections: 16384,
             max_open_transactions: 100,

@@ -462,7 +462,10 @@ fn limit_keys_parse_in_human_units_and_inherit() {
 
 #[test]
 fn text_listen_must_be_an_address_or_empty() {
-    assert_eq!(Config::default().server.text_listen_addr(), None);
+    assert_eq!(
+        Config::default().server.text_listen_addr(),
+        Some("127.0.0.1:2222".parse().unwrap())
+    );
     let message = invalid_error("[server]\ntext_listen = \"port 2222\"\n");
     assert!(message.contains("text_listen"), "{message}");
 }

@@ -227,6 +227,10 @@ fn spawn(data_dir: &Path, config: Option<&Path>, args: &[&str]) -> Result<Spawne
         .arg("--data-dir")
         .arg(data_dir)
         .args(args);
+    if !args.contains(&"--text-listen") {
+        // Tests run many servers at once: the text protocol's fixed default port would collide.
+        command.args(["--text-listen", ""]);
+    }
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
