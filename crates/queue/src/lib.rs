@@ -8,6 +8,7 @@ mod backlog;
 mod clock;
 mod collection;
 mod error;
+mod group_commit;
 mod item;
 mod limits;
 mod queue;

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use crate::backlog::Backlog;
 use crate::clock::Clock;
 use crate::error::QueueError;
+use crate::group_commit::GroupCommit;
 use crate::item::{Item, expiry_from_exptime};
 use crate::limits::QueueLimits;
 use crate::state::{Counters, QueueState};
@@ -118,7 +119,9 @@ pub struct Queue {
     state: Mutex<Locked>,
     /// Where expired items go (`expire_to_queue`), set once when the queue is registered.
     expire_to: OnceLock<Arc<Queue>>,
-    journal: Journal,
+    journal: Arc<Journal>,
+    /// The fsync thread that writers wait on under `sync = always`.
+    group_commit: Option<GroupCommit>,
     item_arrived: Notify,
     waiters: AtomicUsize,
     deleted: AtomicBool,
@@ -146,6 +149,8 @@ impl Queue {
             // A memory-only queue starts empty and its old journal files are erased (as Kestrel).
             journal.delete()?;
         }
+        let journal = Arc::new(journal);
+        let group_commit = start_group_commit(&options, &journal, name)?;
         let limits = options.limits.clone();
         let queue = Self {
             name: name.to_owned(),
@@ -155,6 +160,7 @@ impl Queue {
             state: Mutex::new(Locked { state, limits }),
             expire_to: OnceLock::new(),
             journal,
+            group_commit,
             item_arrived: Notify::new(),
             waiters: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
@@ -429,10 +435,14 @@ impl Queue {
         Ok(())
     }
 
-    /// True when [`Queue::commit`] waits for an fsync, so callers on an async runtime should run
-    /// it on a blocking thread.
-    pub fn commit_waits_for_fsync(&self) -> bool {
-        self.options.sync == SyncPolicy::Always
+    /// [`Queue::commit`] for an async caller: under `sync = always` the wait for the fsync is
+    /// asynchronous, and concurrent callers share the fsyncs of one thread (group commit).
+    pub async fn commit_async(&self, seq: Seq) -> Result<(), QueueError> {
+        let Some(group_commit) = self.group_commit.as_ref().filter(|_| seq != 0) else {
+            return self.commit(seq);
+        };
+        self.journal.write_through(seq)?;
+        Ok(group_commit.synced(seq).await?)
     }
 
     /// Hands everything appended so far to the operating system, without an fsync.
@@ -588,6 +598,24 @@ impl Queue {
             }
         }
     }
+}
+
+/// The fsync thread of a queue under `sync = always`; none otherwise.
+fn start_group_commit(
+    options: &QueueOptions,
+    journal: &Arc<Journal>,
+    name: &str,
+) -> Result<Option<GroupCommit>, QueueError> {
+    if options.sync != SyncPolicy::Always {
+        return Ok(None);
+    }
+    let group_commit = GroupCommit::start(Arc::clone(journal), name).map_err(|source| {
+        QueueError::Journal(lanner_journal::JournalError::Io {
+            path: name.into(),
+            source,
+        })
+    })?;
+    Ok(Some(group_commit))
 }
 
 /// Everything the queue's mutex protects: the state and the limits it is held to.

@@ -461,3 +461,46 @@ fn a_queue_larger_than_its_memory_budget_keeps_order_and_bounded_memory_across_a
     let spill = std::fs::metadata(dir.path().join("big.spill")).map_or(0, |meta| meta.len());
     assert_eq!(spill, 0, "the spill file gives its space back once drained");
 }
+
+#[tokio::test]
+async fn sync_always_writers_share_fsyncs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let always = |_: &str| QueueOptions {
+        sync: SyncPolicy::Always,
+        ..QueueOptions::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let queues = QueueCollection::open(dir.path(), Box::new(always), clock)
+        .expect("open")
+        .0;
+    let queue = queues.get_or_create("q").expect("create");
+    let writers: Vec<_> = (0..200u32)
+        .map(|i| {
+            let queue = Arc::clone(&queue);
+            tokio::spawn(async move {
+                let seq = match queue
+                    .put(Bytes::from(i.to_le_bytes().to_vec()), 0)
+                    .expect("put")
+                {
+                    lanner_queue::PutOutcome::Stored(seq) => seq,
+                    lanner_queue::PutOutcome::NotStored => panic!("refused"),
+                };
+                queue.commit_async(seq).await.expect("durable");
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let fsyncs = queue.stats().journal.fsyncs;
+    assert!(
+        (1..200).contains(&fsyncs),
+        "200 durable writes took {fsyncs} fsyncs"
+    );
+    drop(queues);
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let queues = QueueCollection::open(dir.path(), Box::new(always), clock)
+        .expect("reopen")
+        .0;
+    assert_eq!(queues.get("q").expect("q").stats().items, 200);
+}

@@ -166,20 +166,11 @@ async fn idle(limit: Option<Duration>) {
 }
 
 /// Commits each queue's records; returns which commits failed. Under `sync = always` the wait
-/// for the fsync runs on a blocking thread so it never stalls other connections.
+/// for the fsync is asynchronous (group commit), so it never stalls other connections.
 async fn commit<R: Reply>(out: &Output<R>) -> Vec<bool> {
     let mut failed = Vec::with_capacity(out.commits().len());
     for (queue, seq) in out.commits() {
-        let result = if queue.commit_waits_for_fsync() {
-            let (queue, seq) = (Arc::clone(queue), *seq);
-            tokio::task::spawn_blocking(move || {
-                queue.commit(seq).map_err(|error| error.to_string())
-            })
-            .await
-            .unwrap_or_else(|join_error| Err(join_error.to_string()))
-        } else {
-            queue.commit(*seq).map_err(|error| error.to_string())
-        };
+        let result = queue.commit_async(*seq).await;
         if let Err(error) = &result {
             tracing::error!(queue = queue.name(), %error, "journal commit failed");
         }
