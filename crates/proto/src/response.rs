@@ -95,7 +95,7 @@ fn encode_item(key: &str, data: &[u8], trailer: usize, buf: &mut BytesMut) {
 /// framing of the replies that follow.
 fn encode_error(keyword: &[u8], reason: &str, buf: &mut BytesMut) {
     let folded: Vec<&str> = reason
-        .lines()
+        .split(['\r', '\n'])
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect();
@@ -236,6 +236,10 @@ mod tests {
         assert_eq!(
             encoded(Response::ServerError("parse error\r\n  at line 2\n".into())),
             b"SERVER_ERROR parse error at line 2\r\n"
+        );
+        assert_eq!(
+            encoded(Response::ServerError("disk\rfull".into())),
+            b"SERVER_ERROR disk full\r\n"
         );
     }
 

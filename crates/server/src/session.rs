@@ -291,18 +291,19 @@ impl Session {
     }
 
     /// The key a get's `VALUE` line names: the bare queue name, as Kestrel answers, or with
-    /// `echo_full_key` the key exactly as requested.
+    /// `echo_full_key` the key exactly as requested. A requested key that is not printable
+    /// UTF-8 (unknown options may hold any byte) is answered with the bare name instead, so the
+    /// reply line never carries a control byte or a changed key.
     fn reply_key(&self, queue: &str, frame: &[u8]) -> String {
         let requested = self
             .shared
             .server
             .echo_full_key
             .then(|| requested_key(frame))
-            .flatten();
-        match requested {
-            Some(key) => String::from_utf8_lossy(key).into_owned(),
-            None => queue.to_owned(),
-        }
+            .flatten()
+            .and_then(|key| std::str::from_utf8(key).ok())
+            .filter(|key| !key.chars().any(char::is_control));
+        requested.unwrap_or(queue).to_owned()
     }
 
     /// Replies to a read with its item (registering an open read) or `END`.

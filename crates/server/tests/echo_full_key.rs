@@ -27,3 +27,13 @@ fn echo_full_key_repeats_the_key_with_its_options() {
         b"VALUE q/close/open 0 1\r\ny\r\nEND\r\n",
     );
 }
+
+#[test]
+fn a_key_with_control_bytes_or_invalid_utf8_is_answered_with_the_bare_name() {
+    let server = Server::start_with_config("[server]\necho_full_key = true\n");
+    let mut client = server.connect();
+    client.set("q", b"x");
+    client.set("q", b"y");
+    client.expect(b"get q/a\rb\r\n", b"VALUE q 0 1\r\nx\r\nEND\r\n");
+    client.expect(b"get q/\xff\r\n", b"VALUE q 0 1\r\ny\r\nEND\r\n");
+}
