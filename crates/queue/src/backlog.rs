@@ -74,11 +74,19 @@ impl Backlog {
         if self.is_spilling()
             || (!self.memory.is_empty() && self.memory_bytes >= self.memory_budget)
         {
-            match self.spill_file().and_then(|spill| spill.push(&item)) {
-                Ok(()) => return,
-                // The journal holds the item; keeping it in memory beats losing track of it.
+            match self.spill_file() {
+                Ok(spill) => {
+                    // A failed write leaves the item buffered in the spill, in order; the write
+                    // is retried before the spill is read.
+                    if let Err(cause) = spill.push(&item) {
+                        error!(file = %self.spill_path.display(), %cause, "cannot write spilled items to disk yet");
+                    }
+                    return;
+                }
+                // Nothing is spilled yet (the file could not be created), so keeping the item in
+                // memory keeps the order; the journal holds it either way.
                 Err(cause) => {
-                    error!(file = %self.spill_path.display(), %cause, "cannot spill an item to disk; keeping it in memory")
+                    error!(file = %self.spill_path.display(), %cause, "cannot create the spill file; keeping the item in memory")
                 }
             }
         }

@@ -151,25 +151,32 @@ impl QueueCollection {
     /// own limits; their refusals are ignored, as Kestrel's), then to the queue itself, whose
     /// answer is the result. Retries once if the queue is deleted meanwhile.
     pub fn put(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
-        match self.put_once(name, data.clone(), exptime) {
-            Err(QueueError::Deleted) => self.put_once(name, data, exptime),
-            result => result,
-        }
-    }
-
-    fn put_once(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
-        let queue = self.get_or_create(name)?;
         let mut commits = Vec::new();
         for child in self.children(name) {
             if let Ok(PutOutcome::Stored(seq)) = child.put(data.clone(), exptime) {
                 commits.push((child, seq));
             }
         }
-        let outcome = queue.put(data, exptime)?;
+        let (queue, outcome) = match self.put_in(name, data.clone(), exptime) {
+            // Only the queue itself is retried: its children already hold their copies.
+            Err(QueueError::Deleted) => self.put_in(name, data, exptime)?,
+            result => result?,
+        };
         if let PutOutcome::Stored(seq) = outcome {
             commits.push((queue, seq));
         }
         Ok(FanoutPut { outcome, commits })
+    }
+
+    fn put_in(
+        &self,
+        name: &str,
+        data: Bytes,
+        exptime: i64,
+    ) -> Result<(Arc<Queue>, PutOutcome), QueueError> {
+        let queue = self.get_or_create(name)?;
+        let outcome = queue.put(data, exptime)?;
+        Ok((queue, outcome))
     }
 
     /// The fanout children of `master` (queues named `master+...`), in creation order.
@@ -192,11 +199,15 @@ impl QueueCollection {
 
     /// Deletes the queue and its journal. Returns whether it existed.
     pub fn delete(&self, name: &str) -> Result<bool, QueueError> {
-        let Some(queue) = self.write().remove(name) else {
+        // The registry stays locked until the files are gone: a queue of the same name created
+        // meanwhile would otherwise replay the old journal, or append to files about to vanish.
+        let mut registry = self.write();
+        let Some(queue) = registry.remove(name) else {
             return Ok(false);
         };
         self.deletes.fetch_add(1, Ordering::Relaxed);
         queue.delete()?;
+        drop(registry);
         info!(queue = name, "deleted queue");
         Ok(true)
     }

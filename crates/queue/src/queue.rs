@@ -552,12 +552,21 @@ impl Queue {
         if items.is_empty() {
             return;
         }
+        let mut last = 0;
         for item in items {
-            if let Err(error) = target.put(item.data, 0) {
-                warn!(queue = %self.name, target = %target.name, %error, "cannot move an expired item");
+            match target.put(item.data, 0) {
+                Ok(PutOutcome::Stored(seq)) => last = seq,
+                Ok(PutOutcome::NotStored) => {
+                    warn!(queue = %self.name, target = %target.name, "expire_to_queue is full; an expired item was dropped");
+                }
+                Err(error) => {
+                    warn!(queue = %self.name, target = %target.name, %error, "cannot move an expired item");
+                }
             }
         }
-        if let Err(error) = target.write_pending() {
+        // As durable as the target promises (an fsync under `sync = always`), before the
+        // removes that dropped the items here are committed.
+        if let Err(error) = target.commit(last) {
             warn!(queue = %self.name, target = %target.name, %error, "cannot write moved expired items");
         }
     }

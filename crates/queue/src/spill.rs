@@ -61,7 +61,8 @@ impl Spill {
         self.items
     }
 
-    /// Appends an item after the ones held.
+    /// Appends an item after the ones held. The item is held even when this returns an error:
+    /// it stays buffered and its write is retried later.
     pub fn push(&mut self, item: &Item) -> io::Result<()> {
         let len = u32::try_from(item.data.len()).map_err(io::Error::other)?;
         self.unwritten.extend_from_slice(&len.to_le_bytes());

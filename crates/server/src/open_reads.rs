@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use lanner_queue::Queue;
+use lanner_queue::{Queue, Seq};
 use tracing::warn;
 
 use crate::output::{Output, Reply};
@@ -39,11 +39,34 @@ impl OpenReads {
             .push_back(xid);
     }
 
-    /// Confirms the `count` oldest reads open on `name` (all of them when fewer are open).
-    pub fn confirm_oldest<R: Reply>(&mut self, name: &str, count: usize, out: &mut Output<R>) {
-        let Some(reads) = self.by_queue.get_mut(name) else {
-            return;
-        };
+    /// Confirms the `count` oldest reads open on `name` (all of them when fewer are open), and
+    /// sends `reply` once the confirmations are committed (at once when nothing was open).
+    pub fn confirm_oldest<R: Reply>(
+        &mut self,
+        name: &str,
+        count: usize,
+        reply: &R,
+        out: &mut Output<R>,
+    ) {
+        match self.confirm(name, count) {
+            Some((queue, seq)) => out.push_after_commit(reply, &queue, seq),
+            None => out.push(reply),
+        }
+    }
+
+    /// Confirms the `count` oldest reads open on `name` whose reply is the read that follows
+    /// (`close/open`, or the text protocol's confirming `get`): that reply commits later records
+    /// of the same queue, which cover these.
+    pub fn confirm_before_read<R: Reply>(&mut self, name: &str, count: usize, out: &mut Output<R>) {
+        if let Some((queue, seq)) = self.confirm(name, count) {
+            out.commit_later(&queue, seq);
+        }
+    }
+
+    /// Confirms the `count` oldest reads open on `name`; the queue and the journal position to
+    /// commit, or `None` when none was open.
+    fn confirm(&mut self, name: &str, count: usize) -> Option<(Arc<Queue>, Seq)> {
+        let reads = self.by_queue.get_mut(name)?;
         let count = count.min(reads.xids.len());
         let seq = reads
             .xids
@@ -51,15 +74,11 @@ impl OpenReads {
             .map(|xid| reads.queue.confirm(xid))
             .max()
             .unwrap_or(0);
-        out.commit_later(&reads.queue, seq);
+        let queue = Arc::clone(&reads.queue);
         if reads.xids.is_empty() {
             self.by_queue.remove(name);
         }
-    }
-
-    /// Confirms every read open on `name`.
-    pub fn confirm_all<R: Reply>(&mut self, name: &str, out: &mut Output<R>) {
-        self.confirm_oldest(name, usize::MAX, out);
+        Some((queue, seq))
     }
 
     /// Returns the oldest read open on `name` to the head of its queue.

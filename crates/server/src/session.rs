@@ -185,12 +185,13 @@ impl Session {
             out.push(&Response::End);
             return Step::Continue;
         }
+        if options.close && !options.open {
+            self.open_reads
+                .confirm_oldest(&name, 1, &Response::End, out);
+            return Step::Continue;
+        }
         if options.close {
-            self.open_reads.confirm_oldest(&name, 1, out);
-            if !options.open {
-                out.push(&Response::End);
-                return Step::Continue;
-            }
+            self.open_reads.confirm_before_read(&name, 1, out);
         }
         let open_now = self.open_count(&name);
         let over_limit = options.open && open_now >= self.max_open_transactions();
@@ -333,8 +334,8 @@ impl Session {
             out.push(&Response::Error);
             return Step::Continue;
         }
-        self.open_reads.confirm_oldest(name, count as usize, out);
-        out.push(&Response::End);
+        self.open_reads
+            .confirm_oldest(name, count as usize, &Response::End, out);
         Step::Continue
     }
 

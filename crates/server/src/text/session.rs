@@ -255,8 +255,12 @@ impl TextSession {
             ));
             return;
         }
-        self.open_reads.confirm_oldest(name, count as usize, out);
-        out.push(&TextReply::Count(u64::from(count)));
+        self.open_reads.confirm_oldest(
+            name,
+            count as usize,
+            &TextReply::Count(u64::from(count)),
+            out,
+        );
     }
 
     fn flush(&self, name: &str, out: &mut TextOutput) {
@@ -307,7 +311,7 @@ impl TextSession {
     /// Confirms every read this connection holds open on `name`.
     fn confirm_all(&mut self, name: &str, out: &mut TextOutput) {
         self.open_reads.forget_deleted(name);
-        self.open_reads.confirm_all(name, out);
+        self.open_reads.confirm_before_read(name, usize::MAX, out);
     }
 
     /// The queue a read takes from; `None`, already answered, for an alias (it holds no
