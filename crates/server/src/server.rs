@@ -284,10 +284,12 @@ async fn stop_on_signal(shutdown: CancellationToken) {
                 return;
             }
         };
-    tokio::select! {
-        _ = terminate.recv() => info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => info!("SIGINT received"),
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = tokio::signal::ctrl_c() => "SIGINT",
         () = shutdown.cancelled() => return,
-    }
+    };
+    // Stop first, log second: logging to a closed stderr must not keep the server running.
     shutdown.cancel();
+    info!("{signal} received");
 }
