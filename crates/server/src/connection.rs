@@ -14,7 +14,7 @@ use tracing::debug;
 use crate::output::Output;
 use crate::session::{Monitor, Session, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{Awaited, ClientSocket, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ConnectionCount, Flow, commit_and_discard};
 
 /// Serves one client until it leaves, errs, or the server shuts down. Open reads left by the
 /// client go back to their queues however the connection ends.
@@ -122,21 +122,13 @@ impl Connection {
         Ok(Flow::Continue)
     }
 
-    /// Waits for an item while watching the socket; `None` when the connection must stop (the
-    /// client left, or the server is shutting down: then the wait is answered `END`).
+    /// Waits for an item while watching the socket; `None` when the connection must stop (a
+    /// wait cut short by shutdown is answered `END`).
     async fn await_item(&mut self, wait: &Wait) -> io::Result<Option<TakeOutcome>> {
-        let awaited = self
-            .socket
-            .await_take(&wait.queue, wait.mode, wait.timeout)
-            .await?;
-        Ok(match awaited {
-            Awaited::Taken(outcome) => Some(outcome),
-            Awaited::ClientLeft => None,
-            Awaited::ShuttingDown => {
-                self.out.push(&Response::End);
-                None
-            }
-        })
+        let (queue, mode, timeout) = (&wait.queue, wait.mode, wait.timeout);
+        self.socket
+            .await_take(queue, mode, timeout, &mut self.out, &Response::End)
+            .await
     }
 
     /// Commits the journal records the pending replies depend on, then writes the replies.

@@ -25,16 +25,6 @@ pub enum Flow {
     Stop,
 }
 
-/// How a wait for an item ended.
-pub enum Awaited {
-    /// The take finished: an item, or none when the time ran out or the queue was deleted.
-    Taken(TakeOutcome),
-    /// The client closed the connection; nothing was taken.
-    ClientLeft,
-    /// The server is shutting down; nothing was taken.
-    ShuttingDown,
-}
-
 /// Counts a connection in `curr_connections` and `total_connections` for as long as it lives.
 pub struct ConnectionCount<'a>(&'a ServerStats);
 
@@ -92,14 +82,18 @@ impl ClientSocket {
     }
 
     /// Waits up to `timeout` for an item while watching the socket, so a client that leaves
-    /// stops the wait at once (taking nothing). Requests pipelined behind the wait stay
-    /// buffered, up to one line's worth.
-    pub async fn await_take(
+    /// stops the wait at once (taking nothing). The outcome is an item, or none when the time
+    /// ran out or the queue was deleted; `None` when the connection must stop: the client left,
+    /// or the server is shutting down, and then the wait is answered `on_shutdown` in `out`.
+    /// Requests pipelined behind the wait stay buffered, up to one line's worth.
+    pub async fn await_take<R: Reply>(
         &mut self,
         queue: &Queue,
         mode: TakeMode,
         timeout: Duration,
-    ) -> io::Result<Awaited> {
+        out: &mut Output<R>,
+        on_shutdown: &R,
+    ) -> io::Result<Option<TakeOutcome>> {
         let take = tokio::time::timeout(timeout, queue.take_blocking(mode));
         tokio::pin!(take);
         loop {
@@ -107,17 +101,19 @@ impl ClientSocket {
             self.buf.reserve(READ_BUFFER_CAPACITY);
             tokio::select! {
                 taken = &mut take => {
-                    let outcome = taken.unwrap_or(TakeOutcome { item: None, seq: 0 });
-                    return Ok(Awaited::Taken(outcome));
+                    return Ok(Some(taken.unwrap_or(TakeOutcome { item: None, seq: 0 })));
                 }
                 read = self.stream.read_buf(&mut self.buf), if room => {
                     let read = read?;
                     add(&self.shared.stats.bytes_read, read as u64);
                     if read == 0 {
-                        return Ok(Awaited::ClientLeft);
+                        return Ok(None);
                     }
                 }
-                () = self.shared.shutdown.cancelled() => return Ok(Awaited::ShuttingDown),
+                () = self.shared.shutdown.cancelled() => {
+                    out.push(on_shutdown);
+                    return Ok(None);
+                }
             }
         }
     }

@@ -17,7 +17,7 @@ use tracing::debug;
 
 use crate::session::{Monitor, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{Awaited, ClientSocket, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ConnectionCount, Flow, commit_and_discard};
 use session::{TextOutput, TextSession};
 
 /// Serves one text-protocol client until it leaves, errs, or the server shuts down. Open reads
@@ -127,22 +127,18 @@ impl TextConnection {
         Ok(Flow::Continue)
     }
 
-    /// Waits for an item while watching the socket; `None` when the connection must stop (the
-    /// client left, or the server is shutting down: then the wait is answered `*`).
+    /// Waits for an item while watching the socket; `None` when the connection must stop (a
+    /// wait cut short by shutdown is answered `*`).
     async fn await_take(
         &mut self,
         queue: &Queue,
         mode: TakeMode,
         timeout: Duration,
     ) -> io::Result<Option<TakeOutcome>> {
-        Ok(match self.socket.await_take(queue, mode, timeout).await? {
-            Awaited::Taken(outcome) => Some(outcome),
-            Awaited::ClientLeft => None,
-            Awaited::ShuttingDown => {
-                self.out.push(&TextReply::NoItem);
-                None
-            }
-        })
+        let no_item = TextReply::NoItem;
+        self.socket
+            .await_take(queue, mode, timeout, &mut self.out, &no_item)
+            .await
     }
 
     /// Commits the journal records the pending replies depend on, then writes the replies.
