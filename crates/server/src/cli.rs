@@ -1,5 +1,6 @@
 //! Command-line flags; they override the configuration file.
 
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -29,6 +30,10 @@ pub struct Args {
     /// Truncate a journal damaged in the middle at the bad record instead of refusing to start
     #[arg(long)]
     pub salvage: bool,
+    /// Read a password from stdin (its first line), print its Argon2 hash for a
+    /// `[users.<name>] password_hash`, and exit
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 /// How log lines are written.
@@ -59,4 +64,24 @@ impl Args {
         config.server.salvage |= self.salvage;
         Ok(config)
     }
+}
+
+/// `--hash-password`: hashes the first line of stdin (without its line ending) and prints the
+/// PHC string.
+pub fn print_password_hash() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("--hash-password: no password on stdin");
+    }
+    if password.contains(' ') {
+        anyhow::bail!(
+            "--hash-password: the password contains a space; memcache authentication sends \
+             `<user> <password>` separated by a space, so it could never be typed"
+        );
+    }
+    let hash = crate::access::hash_password(password.as_bytes()).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
 }

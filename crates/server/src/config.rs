@@ -46,6 +46,10 @@ pub struct Config {
     /// `[aliases.<name>]`: names that fan a `set` out to several queues.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub aliases: BTreeMap<String, AliasConfig>,
+    /// `[users.<name>]`: when any is configured, memcache clients must authenticate and are
+    /// limited to their user's rules (see `docs/security.md`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, UserConfig>,
 }
 
 /// `[server]`: listener, data directory and protocol limits.
@@ -102,6 +106,48 @@ pub struct ServerConfig {
     /// Delay before a change to a stricter status takes effect.
     #[serde(with = "units::duration")]
     pub status_change_grace_period: Duration,
+    /// `[server.tls]`: a second memcache listener that speaks TLS; `None` for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// `[server.tls]`: the memcache protocol over TLS on its own port, beside the plaintext one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Address of the TLS listener.
+    pub listen: SocketAddr,
+    /// PEM file with the server certificate, then any intermediate certificates.
+    #[serde(serialize_with = "units::lossy_path::serialize")]
+    pub cert_file: PathBuf,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[serde(serialize_with = "units::lossy_path::serialize")]
+    pub key_file: PathBuf,
+    /// A client that has not finished the TLS handshake within this time is disconnected.
+    #[serde(default = "default_handshake_timeout", with = "units::duration")]
+    pub handshake_timeout: Duration,
+}
+
+fn default_handshake_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// `[users.<name>]`: one user's password and rights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    /// The password's Argon2 PHC string, as `lanner --hash-password` prints it.
+    pub password_hash: String,
+    /// Queues the user may `set` to: names, or prefixes ending in `*`.
+    #[serde(default)]
+    pub produce: Vec<String>,
+    /// Queues the user may `get`, `monitor` and `confirm` from: names, or prefixes ending in `*`.
+    #[serde(default)]
+    pub consume: Vec<String>,
+    /// May use the admin commands (delete, flush, flush_all, flush_expired,
+    /// flush_all_expired, status <name>, reload, shutdown, dump_config).
+    #[serde(default)]
+    pub admin: bool,
 }
 
 impl ServerConfig {
@@ -136,6 +182,7 @@ impl Default for ServerConfig {
             status_file: None,
             default_status: "up".to_owned(),
             status_change_grace_period: Duration::ZERO,
+            tls: None,
         }
     }
 }
@@ -326,6 +373,7 @@ impl Default for Config {
             default: QueueSettings::default().into(),
             queues: BTreeMap::new(),
             aliases: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
     }
 }
@@ -408,6 +456,9 @@ impl Config {
         }
         for (name, alias) in &self.aliases {
             self.check_alias(&format!("[aliases.{name:?}]"), name, alias)?;
+        }
+        for (name, user) in &self.users {
+            crate::access::check_user(name, user)?;
         }
         Ok(())
     }

@@ -8,17 +8,21 @@ use std::time::Instant;
 use bytes::Buf;
 use lanner_proto::{AfterError, Response, parse};
 use lanner_queue::{TakeMode, TakeOutcome};
-use tokio::net::TcpStream;
 use tracing::debug;
 
+use crate::access::User;
 use crate::output::Output;
-use crate::session::{Monitor, Session, Step, Wait};
+use crate::session::{Credentials, Monitor, Session, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{ClientSocket, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_and_discard};
+
+/// Most bytes an unauthenticated client may send before its first request is complete: an
+/// authentication `set` is short, and nothing larger is buffered for a stranger.
+const MAX_UNAUTHENTICATED_REQUEST: usize = 4096;
 
 /// Serves one client until it leaves, errs, or the server shuts down. Open reads left by the
 /// client go back to their queues however the connection ends.
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
     let _counted = ConnectionCount::open(&shared.stats);
     let mut connection = Connection {
         socket: ClientSocket::new(stream, Arc::clone(&shared)),
@@ -30,16 +34,17 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         debug!(%error, "connection ended with an error");
     }
     connection.abort_open_reads().await;
+    connection.socket.close().await;
 }
 
-struct Connection {
-    socket: ClientSocket,
+struct Connection<S> {
+    socket: ClientSocket<S>,
     out: Output,
     session: Session,
     shared: Arc<Shared>,
 }
 
-impl Connection {
+impl<S: ClientStream> Connection<S> {
     async fn run(&mut self) -> io::Result<()> {
         loop {
             if let Flow::Stop = self.execute_buffered().await? {
@@ -57,7 +62,7 @@ impl Connection {
         loop {
             let parsed = match parse(&self.socket.buf, &self.shared.limits) {
                 Ok(Some(parsed)) => parsed,
-                Ok(None) => return Ok(Flow::Continue),
+                Ok(None) => return Ok(self.incomplete_request()),
                 Err(error) => {
                     self.out.push(&error.reply);
                     match error.after {
@@ -84,8 +89,37 @@ impl Connection {
                         return Ok(Flow::Stop);
                     }
                 }
+                Step::Authenticate(credentials) => {
+                    let user = self.verify(&credentials).await;
+                    let session = &mut self.session;
+                    session.finish_authentication(&credentials.user, user, &mut self.out);
+                }
             }
         }
+    }
+
+    /// Waits for more bytes of a request, unless an unauthenticated client sent too many.
+    fn incomplete_request(&mut self) -> Flow {
+        if self.socket.buf.len() > MAX_UNAUTHENTICATED_REQUEST
+            && self.session.awaits_authentication()
+        {
+            let refusal = Response::ClientError("authentication request too long".to_owned());
+            self.out.push(&refusal);
+            return Flow::Stop;
+        }
+        Flow::Continue
+    }
+
+    /// The user the credentials name, if the password is theirs. Argon2 is slow by design, so
+    /// the check runs on the blocking pool, never on a runtime worker.
+    async fn verify(&self, credentials: &Credentials) -> Option<Arc<User>> {
+        let shared = Arc::clone(&self.shared);
+        let name = credentials.user.clone();
+        let password = credentials.password.clone();
+        tokio::task::spawn_blocking(move || shared.users.verify(&name, &password))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Answers a blocking get once an item arrived or its time ran out.

@@ -2,6 +2,7 @@
 //! stats, around the queue store. Data flows socket -> codec (lanner-proto) -> session
 //! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
 
+mod access;
 mod alias;
 mod background;
 pub mod cli;
@@ -17,3 +18,4 @@ mod socket;
 mod stats;
 mod status;
 mod text;
+mod tls;

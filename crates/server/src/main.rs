@@ -8,6 +8,9 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.hash_password {
+        return lanner_server::cli::print_password_hash();
+    }
     init_logging(args.log_format);
     let config = args.config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -1,6 +1,6 @@
 //! `reload` and SIGHUP: read the configuration file again and apply its queue and alias
-//! settings to the running server. Server settings (`[server]`) need a restart, as in Kestrel;
-//! a change to them is logged and otherwise ignored. `sync` and the journal segment size of
+//! settings to the running server. Server settings (`[server]`) and users (`[users]`) need a
+//! restart, as in Kestrel; a change to them is logged and otherwise ignored. `sync` and the journal segment size of
 //! existing queues stay as they were opened; every other queue setting applies at once.
 
 use std::collections::BTreeSet;
@@ -26,6 +26,13 @@ pub fn reload(shared: &Shared) -> Result<(), String> {
     }
     new.server = shared.server.clone();
     let old = shared.config.load_full();
+    if new.users != old.users {
+        warn!(
+            "reload: [users] changed in {}; they apply after a restart",
+            path.display()
+        );
+        new.users.clone_from(&old.users);
+    }
     log_changes(&old, &new);
     for queue in shared.queues.queues() {
         queue.set_limits(new.queue_settings(queue.name()).limits());

@@ -16,30 +16,42 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::access::{self, Users};
 use crate::alias::Aliases;
 use crate::background::Background;
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::connection;
 use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::ServerStats;
 use crate::status::{ServerStatus, Status};
 use crate::text;
+use crate::tls::Tls;
 
 /// Recovers every queue, then serves until a signal or the `shutdown` command. Returns once
 /// connections have finished (or `shutdown_timeout` passed) and every journal is fsynced.
 ///
 /// `config_path` is the file `reload` (or SIGHUP) reads queue and alias settings from again.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    access::refuse_unprotected_text_protocol(&config)?;
+    let tls = config.server.tls.as_ref().map(Tls::load).transpose()?;
     let shared = Arc::new(recover(config, config_path)?);
     let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
+    let tls_listener = bind_tls_listener(shared.server.tls.as_ref())?;
     let address = listener.local_addr()?;
     info!(%address, "lanner listening on {address}");
+    access::warn_if_exposed("memcache", address, &shared.users);
     if let Some(text_listener) = &text_listener {
         let address = text_listener.local_addr()?;
         info!(%address, "lanner text protocol listening on {address}");
+        access::warn_if_exposed("text protocol", address, &shared.users);
+    }
+    if let Some(tls_listener) = &tls_listener {
+        let address = tls_listener.local_addr()?;
+        info!(%address, "lanner TLS listening on {address}");
+        access::warn_if_exposed("TLS", address, &shared.users);
     }
     let background = Background::start(Arc::clone(&shared))?;
     let connections = TaskTracker::new();
@@ -50,12 +62,20 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
             accept_until_shutdown(text_listener, &shared, &connections, text::serve).await;
         }
     };
+    let tls_accepted = async {
+        if let (Some(tls_listener), Some(tls)) = (&tls_listener, &tls) {
+            let serve = |stream, shared| tls.clone().serve(stream, shared);
+            accept_until_shutdown(tls_listener, &shared, &connections, serve).await;
+        }
+    };
     tokio::join!(
         accept_until_shutdown(&listener, &shared, &connections, connection::serve),
         text_accepted,
+        tls_accepted,
     );
     drop(listener);
     drop(text_listener);
+    drop(tls_listener);
     drain(&shared, &connections).await;
     background.stop();
     shared
@@ -82,6 +102,7 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
         max_item_size: usize::try_from(config.server.max_request_size).unwrap_or(usize::MAX),
     };
     Ok(Shared {
+        users: Users::from_config(&config.users).map_err(|message| anyhow!(message))?,
         queues,
         stats: ServerStats::default(),
         aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),
@@ -168,13 +189,21 @@ async fn bind_text_listener(text_listen: &str) -> anyhow::Result<Option<TcpListe
     Ok(Some(listener))
 }
 
+/// Binds the memcache-over-TLS listener of `[server.tls]`, if there is one.
+fn bind_tls_listener(tls: Option<&TlsConfig>) -> anyhow::Result<Option<TcpListener>> {
+    let Some(tls) = tls else { return Ok(None) };
+    let listener =
+        listen(tls.listen).with_context(|| format!("cannot listen for TLS on {}", tls.listen))?;
+    Ok(Some(listener))
+}
+
 /// Accepts connections on `listener` until shutdown, serving each with `serve` (one
 /// protocol's per-connection task) under `connections`, so that shutdown drains them.
 async fn accept_until_shutdown<F>(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     connections: &TaskTracker,
-    serve: fn(TcpStream, Arc<Shared>) -> F,
+    serve: impl Fn(TcpStream, Arc<Shared>) -> F,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {

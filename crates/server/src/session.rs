@@ -8,12 +8,14 @@ use bytes::Bytes;
 use lanner_proto::{GetOptions, Request, Response, requested_key};
 use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
 
+use crate::access::{ACCESS_DENIED, User, parse_credentials};
 use crate::open_reads::OpenReads;
 use crate::output::Output;
 use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::bump;
 use crate::status::Status;
+use tracing::{debug, info};
 
 /// Payloads smaller than this are copied out of the read buffer instead of sharing it: a shared
 /// slice keeps the whole read buffer allocation alive, so only a payload at least as large as
@@ -30,6 +32,25 @@ pub enum Step {
     Wait(Wait),
     /// Send what is pending, then stream open reads until the monitor ends.
     Monitor(Monitor),
+    /// Check the credentials (slow: off the runtime), then [`Session::finish_authentication`].
+    Authenticate(Credentials),
+}
+
+/// The user name and password of an authentication `set`.
+pub struct Credentials {
+    pub user: String,
+    pub password: Vec<u8>,
+}
+
+/// What a connection may do.
+enum Access {
+    /// No users are configured: everything.
+    Open,
+    /// Users are configured and this connection has not authenticated: only the
+    /// authentication `set` (and `quit`).
+    Unauthenticated,
+    /// Authenticated: what the user's rules allow.
+    User(Arc<User>),
 }
 
 /// A `monitor` stream in progress (spec b.7).
@@ -56,23 +77,39 @@ pub struct Wait {
     pub timeout: Duration,
 }
 
-/// Per-connection state: the open reliable reads.
+/// Per-connection state: who the client is, and its open reliable reads.
 pub struct Session {
     shared: Arc<Shared>,
+    access: Access,
     open_reads: OpenReads,
 }
 
 impl Session {
-    /// A session with nothing open.
+    /// A session with nothing open; it must authenticate first when users are configured.
     pub fn new(shared: Arc<Shared>) -> Self {
+        let access = if shared.users.is_empty() {
+            Access::Open
+        } else {
+            Access::Unauthenticated
+        };
         Self {
             shared,
+            access,
             open_reads: OpenReads::default(),
         }
     }
 
     /// Executes one request. `frame` holds the bytes the request was parsed from.
     pub fn execute(&mut self, request: Request, frame: &Bytes, out: &mut Output) -> Step {
+        match &self.access {
+            Access::Open => {}
+            Access::Unauthenticated => return authentication_step(request, frame, out),
+            Access::User(user) if !user.permissions.allow(&request) => {
+                out.push(&Response::ClientError(ACCESS_DENIED.to_owned()));
+                return Step::Continue;
+            }
+            Access::User(_) => {}
+        }
         if is_write(&request) && self.shared.status.current().refuses_writes() {
             out.push(&Response::ServerError(
                 "server is not accepting writes".to_owned(),
@@ -129,6 +166,28 @@ impl Session {
             Request::Quit => return Step::Close,
         }
         Step::Continue
+    }
+
+    /// True until a connection that must authenticate has done so.
+    pub fn awaits_authentication(&self) -> bool {
+        matches!(self.access, Access::Unauthenticated)
+    }
+
+    /// Answers an authentication `set` once its credentials were checked: `STORED` and the
+    /// user's rights when `user` is the one they name, else `CLIENT_ERROR authentication
+    /// failure` (the connection may try again, as with memcached).
+    pub fn finish_authentication(&mut self, name: &str, user: Option<Arc<User>>, out: &mut Output) {
+        match user {
+            Some(user) => {
+                debug!(user = %user.name, "client authenticated");
+                self.access = Access::User(user);
+                out.push(&Response::Stored);
+            }
+            None => {
+                info!(user = %name, "authentication failed");
+                out.push(&Response::ClientError("authentication failure".to_owned()));
+            }
+        }
     }
 
     /// Replies to a blocking get once its wait ended.
@@ -388,6 +447,28 @@ impl Session {
             total += removed;
         }
         out.push(&Response::Count(total));
+    }
+}
+
+/// What an unauthenticated connection's request leads to, as memcached answers in `-Y` mode: a
+/// `set` carries the credentials (its key, flags and expiry are ignored), anything else is
+/// refused.
+fn authentication_step(request: Request, frame: &Bytes, out: &mut Output) -> Step {
+    match request {
+        Request::Set { data, .. } => match parse_credentials(&frame[data]) {
+            Some((user, password)) => Step::Authenticate(Credentials { user, password }),
+            None => {
+                out.push(&Response::ClientError(
+                    "bad authentication token format".to_owned(),
+                ));
+                Step::Continue
+            }
+        },
+        Request::Quit => Step::Close,
+        _ => {
+            out.push(&Response::ClientError("unauthenticated".to_owned()));
+            Step::Continue
+        }
     }
 }
 

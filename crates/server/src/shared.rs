@@ -4,6 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use lanner_queue::{PutOutcome, Queue, QueueCollection, QueueError, Seq};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Users;
 use crate::alias::{Alias, Aliases};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +33,8 @@ pub struct Shared {
     pub status: ServerStatus,
     /// One permit per connection being served (`max_connections`).
     pub connection_slots: Arc<Semaphore>,
+    /// The users memcache clients authenticate as; empty when authentication is off.
+    pub users: Users,
 }
 
 /// The result of adding one item to a queue or an alias.

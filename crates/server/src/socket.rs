@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use lanner_queue::{Queue, TakeMode, TakeOutcome};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use crate::output::{Output, Reply};
@@ -43,17 +42,26 @@ impl Drop for ConnectionCount<'_> {
     }
 }
 
+/// What a connection reads requests from and writes replies to: a TCP stream, or a TLS
+/// stream over one.
+pub trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> ClientStream for S {}
+
+/// How long a closing connection may take to say goodbye (a TLS close_notify).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A client's stream and the bytes read from it that no request has consumed yet.
-pub struct ClientSocket {
-    stream: TcpStream,
+pub struct ClientSocket<S> {
+    stream: S,
     /// Bytes received and not yet consumed by a request.
     pub buf: BytesMut,
     shared: Arc<Shared>,
 }
 
-impl ClientSocket {
+impl<S: ClientStream> ClientSocket<S> {
     /// Wraps an accepted stream.
-    pub fn new(stream: TcpStream, shared: Arc<Shared>) -> Self {
+    pub fn new(stream: S, shared: Arc<Shared>) -> Self {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_CAPACITY),
@@ -126,9 +134,14 @@ impl ClientSocket {
         let failed = commit(out).await;
         let bytes = out.finish(&failed);
         let written = bytes.len() as u64;
+        // Flushing is free on TCP; TLS needs it to send the last record.
+        let write = async {
+            self.stream.write_all(bytes).await?;
+            self.stream.flush().await
+        };
         let result = match self.shared.server.client_timeout {
             // A client that reads none of its replies for that long is treated as gone.
-            Some(limit) => tokio::time::timeout(limit, self.stream.write_all(bytes))
+            Some(limit) => tokio::time::timeout(limit, write)
                 .await
                 .unwrap_or_else(|_| {
                     Err(io::Error::new(
@@ -136,11 +149,18 @@ impl ClientSocket {
                         "client stopped reading replies",
                     ))
                 }),
-            None => self.stream.write_all(bytes).await,
+            None => write.await,
         };
         out.clear();
         add(&self.shared.stats.bytes_written, written);
         result
+    }
+
+    /// Ends the stream cleanly (for TLS: sends close_notify), giving up after a short while
+    /// on a client that does not read.
+    pub async fn close(&mut self) {
+        // The client may be gone already; the connection ends either way.
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.stream.shutdown()).await;
     }
 }
 

@@ -12,18 +12,17 @@ use std::time::{Duration, Instant};
 use bytes::Buf;
 use lanner_proto::{AfterError, TextDecoder, TextReply};
 use lanner_queue::{Queue, TakeMode, TakeOutcome};
-use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::session::{Monitor, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{ClientSocket, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_and_discard};
 use session::{TextOutput, TextSession};
 
 /// Serves one text-protocol client until it leaves, errs, or the server shuts down. Open reads
 /// left by the client go back to their queues however the connection ends (there is no abort
 /// command in this protocol).
-pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
+pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
     let _counted = ConnectionCount::open(&shared.stats);
     let mut connection = TextConnection {
         socket: ClientSocket::new(stream, Arc::clone(&shared)),
@@ -35,16 +34,17 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         debug!(%error, "text connection ended with an error");
     }
     connection.abort_open_reads().await;
+    connection.socket.close().await;
 }
 
-struct TextConnection {
-    socket: ClientSocket,
+struct TextConnection<S> {
+    socket: ClientSocket<S>,
     decoder: TextDecoder,
     session: TextSession,
     out: TextOutput,
 }
 
-impl TextConnection {
+impl<S: ClientStream> TextConnection<S> {
     async fn run(&mut self) -> io::Result<()> {
         loop {
             if let Flow::Stop = self.execute_buffered().await? {
@@ -82,6 +82,9 @@ impl TextConnection {
                 Step::Close => Flow::Stop,
                 Step::Wait(wait) => self.wait(wait).await?,
                 Step::Monitor(monitor) => self.monitor(monitor).await?,
+                // Only memcache sessions authenticate (the server refuses to start with both
+                // users and a text listener).
+                Step::Authenticate(_) => Flow::Continue,
             };
             if let Flow::Stop = flow {
                 return Ok(Flow::Stop);

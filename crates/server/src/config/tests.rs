@@ -137,6 +137,7 @@ fn every_key_parses() {
         status_file: Some(PathBuf::from("/var/lib/lanner/status")),
         default_status: "readonly".to_owned(),
         status_change_grace_period: Duration::from_secs(2),
+        tls: None,
     };
     assert_eq!(config.server, expected_server);
     assert_eq!(config.default, filled_default(SyncPolicy::Never, 1 << 30));
@@ -468,4 +469,59 @@ fn text_listen_must_be_an_address_or_empty() {
     );
     let message = invalid_error("[server]\ntext_listen = \"port 2222\"\n");
     assert!(message.contains("text_listen"), "{message}");
+}
+
+/// A valid Argon2 PHC string (of the password "secret").
+const SECRET_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$B/h37Eg2wK2/cTlNlhG0uA$DsfhVZ7tHyHOTNR7CM+5XyKY+YmMadXuy7eyUhCJwnQ";
+
+#[test]
+fn tls_and_users_are_read_and_dumped_back() {
+    let text = format!(
+        "[server.tls]\nlisten = \"127.0.0.1:22134\"\ncert_file = \"/etc/lanner/cert.pem\"\n\
+         key_file = \"/etc/lanner/key.pem\"\n\
+         [users.alice]\npassword_hash = \"{SECRET_HASH}\"\nproduce = [\"jobs\", \"logs*\"]\n\
+         consume = [\"*\"]\nadmin = true\n\
+         [users.bob]\npassword_hash = \"{SECRET_HASH}\"\n"
+    );
+    let config = parse(&text).unwrap();
+    let tls = config.server.tls.as_ref().expect("a [server.tls] table");
+    assert_eq!(tls.listen, "127.0.0.1:22134".parse().unwrap());
+    assert_eq!(tls.cert_file, PathBuf::from("/etc/lanner/cert.pem"));
+    assert_eq!(tls.key_file, PathBuf::from("/etc/lanner/key.pem"));
+    assert_eq!(tls.handshake_timeout, Duration::from_secs(10));
+    let alice = &config.users["alice"];
+    assert_eq!(alice.produce, ["jobs", "logs*"]);
+    assert_eq!(alice.consume, ["*"]);
+    assert!(alice.admin);
+    let bob = &config.users["bob"];
+    assert!(bob.produce.is_empty() && bob.consume.is_empty() && !bob.admin);
+    assert_eq!(parse(&config.to_toml_string()).unwrap(), config);
+}
+
+#[test]
+fn a_tls_table_needs_its_files_and_address() {
+    let message = parse_error("[server.tls]\nlisten = \"127.0.0.1:22134\"\n");
+    assert!(message.contains("cert_file"), "{message}");
+    let message = parse_error(
+        "[server.tls]\nlisten = \"127.0.0.1:22134\"\ncert_file = \"c\"\nkey_file = \"k\"\nport = 1\n",
+    );
+    assert!(message.contains("port"), "{message}");
+}
+
+#[test]
+fn users_need_a_phc_hash_and_valid_patterns() {
+    let message = invalid_error("[users.alice]\npassword_hash = \"secret\"\n");
+    assert!(
+        message.contains("alice") && message.contains("--hash-password"),
+        "{message}"
+    );
+    let message = invalid_error(&format!(
+        "[users.alice]\npassword_hash = \"{SECRET_HASH}\"\nconsume = [\"jobs.eu\"]\n"
+    ));
+    assert!(message.contains("jobs.eu"), "{message}");
+    let message = parse_error(&format!(
+        "[users.alice]\npassword_hash = \"{SECRET_HASH}\"\nwrite = [\"q\"]\n"
+    ));
+    assert!(message.contains("write"), "{message}");
 }
