@@ -472,8 +472,7 @@ fn text_listen_must_be_an_address_or_empty() {
 }
 
 /// A valid Argon2 PHC string (of the password "secret").
-const SECRET_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$B/h37Eg2wK2/cTlNlhG0uA$DsfhVZ7tHyHOTNR7CM+5XyKY+YmMadXuy7eyUhCJwnQ";
+const SECRET_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$B/h37Eg2wK2/cTlNlhG0uA$DsfhVZ7tHyHOTNR7CM+5XyKY+YmMadXuy7eyUhCJwnQ";
 
 #[test]
 fn tls_and_users_are_read_and_dumped_back() {
