@@ -471,7 +471,7 @@ fn text_listen_must_be_an_address_or_empty() {
     assert!(message.contains("text_listen"), "{message}");
 }
 
-/// A valid Argon2 PHC string (of the password "secret").
+/// A valid Argon2 PHC string (of the password "x").
 const SECRET_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$B/h37Eg2wK2/cTlNlhG0uA$DsfhVZ7tHyHOTNR7CM+5XyKY+YmMadXuy7eyUhCJwnQ";
 
 #[test]
