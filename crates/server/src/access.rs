@@ -16,6 +16,7 @@ use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use lanner_proto::Request;
+use tokio::sync::Semaphore;
 use tracing::warn;
 
 use crate::config::{Config, UserConfig};
@@ -130,8 +131,14 @@ pub struct User {
 }
 
 /// The configured users; empty when authentication is off.
-#[derive(Debug, Default)]
-pub struct Users(BTreeMap<String, Arc<User>>);
+#[derive(Debug)]
+pub struct Users {
+    users: BTreeMap<String, Arc<User>>,
+    /// One permit per password check allowed at once: each Argon2 check holds its memory cost
+    /// (19 MiB by default), so strangers trying passwords on many connections must queue
+    /// instead of exhausting memory and the blocking pool.
+    checks: Semaphore,
+}
 
 impl Users {
     /// The users of `[users.*]`, their hashes and patterns checked.
@@ -148,18 +155,33 @@ impl Users {
             };
             checked.insert(name.clone(), Arc::new(user));
         }
-        Ok(Users(checked))
+        let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
+        Ok(Users {
+            users: checked,
+            checks: Semaphore::new(parallelism),
+        })
     }
 
     /// True when no user is configured: every connection may do everything.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.users.is_empty()
     }
 
-    /// The user `name` if `password` is theirs. Deliberately slow (Argon2): call it off the
-    /// async runtime's worker threads.
-    pub fn verify(&self, name: &str, password: &[u8]) -> Option<Arc<User>> {
-        let Some(user) = self.0.get(name) else {
+    /// The user `name` if `password` is theirs. Argon2 is slow by design, so the check runs on
+    /// the blocking pool, never on a runtime worker, and only a few run at once.
+    pub async fn check(self: Arc<Self>, name: String, password: Vec<u8>) -> Option<Arc<User>> {
+        // The semaphore is never closed.
+        let _permit = self.checks.acquire().await.ok()?;
+        let users = Arc::clone(&self);
+        tokio::task::spawn_blocking(move || users.verify(&name, &password))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// The user `name` if `password` is theirs (blocking: see [`Users::check`]).
+    fn verify(&self, name: &str, password: &[u8]) -> Option<Arc<User>> {
+        let Some(user) = self.users.get(name) else {
             // The outcome is known; the work is done so that it takes as long as a real check.
             verify_password(DUMMY_HASH, password);
             return None;

@@ -10,7 +10,6 @@ use lanner_proto::{AfterError, Response, parse};
 use lanner_queue::{TakeMode, TakeOutcome};
 use tracing::debug;
 
-use crate::access::User;
 use crate::output::Output;
 use crate::session::{Credentials, Monitor, Session, Step, Wait};
 use crate::shared::Shared;
@@ -89,10 +88,11 @@ impl<S: ClientStream> Connection<S> {
                         return Ok(Flow::Stop);
                     }
                 }
-                Step::Authenticate(credentials) => {
-                    let user = self.verify(&credentials).await;
-                    let session = &mut self.session;
-                    session.finish_authentication(&credentials.user, user, &mut self.out);
+                Step::Authenticate(Credentials { user, password }) => {
+                    let users = Arc::clone(&self.shared.users);
+                    let found = users.check(user.clone(), password).await;
+                    self.session
+                        .finish_authentication(&user, found, &mut self.out);
                 }
             }
         }
@@ -108,18 +108,6 @@ impl<S: ClientStream> Connection<S> {
             return Flow::Stop;
         }
         Flow::Continue
-    }
-
-    /// The user the credentials name, if the password is theirs. Argon2 is slow by design, so
-    /// the check runs on the blocking pool, never on a runtime worker.
-    async fn verify(&self, credentials: &Credentials) -> Option<Arc<User>> {
-        let shared = Arc::clone(&self.shared);
-        let name = credentials.user.clone();
-        let password = credentials.password.clone();
-        tokio::task::spawn_blocking(move || shared.users.verify(&name, &password))
-            .await
-            .ok()
-            .flatten()
     }
 
     /// Answers a blocking get once an item arrived or its time ran out.

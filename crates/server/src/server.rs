@@ -102,7 +102,7 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
         max_item_size: usize::try_from(config.server.max_request_size).unwrap_or(usize::MAX),
     };
     Ok(Shared {
-        users: Users::from_config(&config.users).map_err(|message| anyhow!(message))?,
+        users: Arc::new(Users::from_config(&config.users).map_err(|message| anyhow!(message))?),
         queues,
         stats: ServerStats::default(),
         aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lanner_proto::{GetOptions, Request, Response, requested_key};
 use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
+use tracing::{debug, info};
 
 use crate::access::{ACCESS_DENIED, User, parse_credentials};
 use crate::open_reads::OpenReads;
@@ -15,7 +16,6 @@ use crate::reload::reload;
 use crate::shared::Shared;
 use crate::stats::bump;
 use crate::status::Status;
-use tracing::{debug, info};
 
 /// Payloads smaller than this are copied out of the read buffer instead of sharing it: a shared
 /// slice keeps the whole read buffer allocation alive, so only a payload at least as large as

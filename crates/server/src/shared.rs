@@ -34,7 +34,7 @@ pub struct Shared {
     /// One permit per connection being served (`max_connections`).
     pub connection_slots: Arc<Semaphore>,
     /// The users memcache clients authenticate as; empty when authentication is off.
-    pub users: Users,
+    pub users: Arc<Users>,
 }
 
 /// The result of adding one item to a queue or an alias.
