@@ -326,3 +326,18 @@ fn a_bad_password_hash_stops_startup_with_a_clear_message() {
         "{log}"
     );
 }
+
+#[test]
+fn reload_keeps_the_users_the_server_started_with() {
+    let server = Server::start_with_config(&users_config());
+    let changed = users_config().replace("[users.producer]", "[users.renamed]");
+    server.rewrite_config(&changed);
+    let mut admin = root(&server);
+    admin.expect(b"reload\r\n", b"Reloaded config.\r\n");
+    server.wait_for_log("[users] changed");
+    login(&server, "producer", "recudorp");
+    server.connect().expect(
+        &auth_request("renamed", "recudorp"),
+        b"CLIENT_ERROR authentication failure\r\n",
+    );
+}
