@@ -249,7 +249,10 @@ impl Journal {
 
     /// The journal's current figures (atomic loads only).
     pub fn stats(&self) -> JournalStats {
-        self.counters.snapshot()
+        JournalStats {
+            poisoned: self.is_poisoned(),
+            ..self.counters.snapshot()
+        }
     }
 
     /// True after a failed fsync (or another failure that leaves the files in doubt); every
@@ -315,7 +318,9 @@ impl Journal {
         match self.write_parts(writer, &mut snapshot, &buf) {
             Ok(()) => {
                 self.written.store(last_seq, Release);
-                self.write_failed.store(false, Release);
+                if self.write_failed.swap(false, AcqRel) {
+                    tracing::info!(queue = %self.queue, "journal: writes resumed");
+                }
                 writer.recycle(buf);
                 Ok(())
             }
