@@ -50,6 +50,10 @@ struct Disk {
     /// Bytes the disk holds; an append past it writes what fits and fails with ENOSPC.
     capacity: Option<u64>,
     faults: BTreeSet<SimFault>,
+    /// Calls that change the disk left before the power goes (see `cut_power_after`).
+    cut_after: Option<u64>,
+    /// The power is gone: every call fails until `power_loss` brings the disk back.
+    dead: bool,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -87,6 +91,14 @@ impl SimStorage {
         }
     }
 
+    /// Makes the power fail during the call that changes the disk (create, append, fsync,
+    /// truncate, rename, remove, directory fsync) `calls` calls from now (0: the next one).
+    /// That call and every later one fail with EIO without effect, as if the machine had
+    /// stopped there; [`SimStorage::power_loss`] then brings back what was durable.
+    pub fn cut_power_after(&self, calls: u64) {
+        self.lock().cut_after = Some(calls);
+    }
+
     /// Cuts the power: every file goes back to its last fsynced contents and the directory to
     /// its last fsynced entries. With `torn = Some(seed)`, each file keeps a prefix (chosen from
     /// `seed`) of the bytes appended since its last fsync, as a torn write would. Open files
@@ -95,6 +107,8 @@ impl SimStorage {
         let mut disk = self.lock();
         let mut seed = torn.unwrap_or(0);
         disk.generation += 1;
+        disk.dead = false;
+        disk.cut_after = None;
         disk.names = disk.durable.clone();
         let live: BTreeSet<u64> = disk.durable.values().copied().collect();
         disk.inodes.retain(|number, _| live.contains(number));
@@ -131,7 +145,7 @@ impl SimStorage {
 
     fn create(&self, path: &Path, must_be_new: bool) -> io::Result<Arc<dyn StorageFile>> {
         let mut disk = self.lock();
-        disk.check(SimFault::Create)?;
+        disk.change(Some(SimFault::Create))?;
         disk.check_parent(path)?;
         let existing = disk.names.get(path).copied();
         let inode = match existing {
@@ -161,8 +175,26 @@ impl SimStorage {
 }
 
 impl Disk {
-    fn check(&self, fault: SimFault) -> io::Result<()> {
-        if self.faults.contains(&fault) {
+    /// Fails a call that changes the disk if the power is (now) gone or `fault` is set.
+    fn change(&mut self, fault: Option<SimFault>) -> io::Result<()> {
+        match self.cut_after {
+            Some(0) => {
+                self.cut_after = None;
+                self.dead = true;
+            }
+            Some(left) => self.cut_after = Some(left - 1),
+            None => {}
+        }
+        self.alive()?;
+        if fault.is_some_and(|fault| self.faults.contains(&fault)) {
+            return Err(io::Error::from_raw_os_error(EIO));
+        }
+        Ok(())
+    }
+
+    /// Fails any call while the power is gone.
+    fn alive(&self) -> io::Result<()> {
+        if self.dead {
             return Err(io::Error::from_raw_os_error(EIO));
         }
         Ok(())
@@ -184,6 +216,7 @@ impl Disk {
 impl Storage for SimStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         let mut disk = self.lock();
+        disk.alive()?;
         for ancestor in dir.ancestors() {
             disk.dirs.insert(ancestor.to_path_buf());
         }
@@ -200,13 +233,14 @@ impl Storage for SimStorage {
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let disk = self.lock();
+        disk.alive()?;
         let inode = *disk.names.get(path).ok_or(io::ErrorKind::NotFound)?;
         Ok(self.handle(&disk, inode))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut disk = self.lock();
-        disk.check(SimFault::Rename)?;
+        disk.change(Some(SimFault::Rename))?;
         disk.check_parent(to)?;
         let inode = disk.names.remove(from).ok_or(io::ErrorKind::NotFound)?;
         disk.names.insert(to.to_path_buf(), inode);
@@ -215,13 +249,14 @@ impl Storage for SimStorage {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut disk = self.lock();
-        disk.check(SimFault::Remove)?;
+        disk.change(Some(SimFault::Remove))?;
         disk.names.remove(path).ok_or(io::ErrorKind::NotFound)?;
         Ok(())
     }
 
     fn file_names(&self, dir: &Path) -> io::Result<Vec<String>> {
         let disk = self.lock();
+        disk.alive()?;
         if !disk.dirs.contains(dir) {
             return Err(io::ErrorKind::NotFound.into());
         }
@@ -235,7 +270,7 @@ impl Storage for SimStorage {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut disk = self.lock();
-        disk.check(SimFault::SyncDir)?;
+        disk.change(Some(SimFault::SyncDir))?;
         let Disk { names, durable, .. } = &mut *disk;
         durable.retain(|path, _| path.parent() != Some(dir));
         for (path, inode) in names.iter() {
@@ -259,6 +294,7 @@ impl SimFile {
 
     fn with_inode<T>(&self, f: impl FnOnce(&mut Inode) -> T) -> io::Result<T> {
         let mut disk = self.disk()?;
+        disk.alive()?;
         let inode = disk
             .inodes
             .get_mut(&self.inode)
@@ -267,7 +303,7 @@ impl SimFile {
     }
 
     fn sync(&self) -> io::Result<()> {
-        self.disk()?.check(SimFault::Sync)?;
+        self.disk()?.change(Some(SimFault::Sync))?;
         self.with_inode(|inode| inode.synced.clone_from(&inode.data))
     }
 }
@@ -275,7 +311,7 @@ impl SimFile {
 impl StorageFile for SimFile {
     fn append(&self, buf: &[u8]) -> io::Result<()> {
         let mut disk = self.disk()?;
-        disk.check(SimFault::Write)?;
+        disk.change(Some(SimFault::Write))?;
         let room = disk
             .capacity
             .map_or(u64::MAX, |capacity| capacity.saturating_sub(disk.used()));
@@ -305,6 +341,8 @@ impl StorageFile for SimFile {
 
     fn set_len(&self, len: u64) -> io::Result<()> {
         let len = usize::try_from(len).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // A truncate counts towards a power cut, but no fault makes it fail.
+        self.disk()?.change(None)?;
         self.with_inode(|inode| inode.data.resize(len, 0))
     }
 
@@ -404,6 +442,22 @@ mod tests {
         sim.set_capacity(None);
         file.append(b"67").unwrap();
         assert_eq!(sim.used_bytes(), 7);
+    }
+
+    #[test]
+    fn a_power_cut_stops_every_later_call() {
+        let (sim, dir) = disk();
+        let file = sim.create_new(&dir.join("a")).unwrap();
+        sim.sync_dir(&dir).unwrap();
+        sim.cut_power_after(1);
+        file.append(b"1").unwrap();
+        assert!(file.sync_data().is_err());
+        assert!(file.append(b"2").is_err());
+        assert!(sim.file_names(&dir).is_err());
+        sim.power_loss(None);
+        assert_eq!(sim.contents(&dir.join("a")).unwrap(), b"");
+        let file = sim.open(&dir.join("a")).unwrap();
+        file.append(b"3").unwrap();
     }
 
     #[test]
