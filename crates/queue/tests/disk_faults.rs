@@ -8,8 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use lanner_journal::{SimFault, SimStorage};
 use lanner_queue::{
-    ManualClock, PutOutcome, Queue, QueueCollection, QueueError, QueueOptions, SyncPolicy,
-    TakeMode,
+    ManualClock, PutOutcome, Queue, QueueCollection, QueueError, QueueOptions, SyncPolicy, TakeMode,
 };
 
 fn open(sim: &SimStorage, dir: &Path) -> QueueCollection {
@@ -68,7 +67,10 @@ fn a_full_disk_refuses_puts_until_it_has_room_again() {
     };
     assert!(error.to_string().contains("No space left"), "{error}");
     let in_doubt = jobs.stats().items - acknowledged.len() as u64;
-    assert_eq!(in_doubt, 1, "the put that hit the full disk is queued, not acknowledged");
+    assert_eq!(
+        in_doubt, 1,
+        "the put that hit the full disk is queued, not acknowledged"
+    );
     let refused = put(&jobs, "refused").unwrap_err();
     assert!(refused.to_string().contains("No space left"), "{refused}");
     assert_eq!(jobs.stats().items, acknowledged.len() as u64 + in_doubt);
@@ -88,7 +90,10 @@ fn a_full_disk_refuses_puts_until_it_has_room_again() {
     expected.push(format!("job {}", acknowledged.len()));
     expected.push("after".to_owned());
     let recovered: Vec<String> = std::iter::from_fn(|| take(&jobs)).collect();
-    assert_eq!(recovered, expected, "the failed put was written on the retry");
+    assert_eq!(
+        recovered, expected,
+        "the failed put was written on the retry"
+    );
 }
 
 #[test]
@@ -113,7 +118,11 @@ fn a_failed_write_leaves_no_garbage_and_resumes_without_a_restart() {
         Arc::new(ManualClock::new(0)),
     )
     .unwrap();
-    assert!(recovered.iter().all(|queue| queue.replay.truncations.is_empty()));
+    assert!(
+        recovered
+            .iter()
+            .all(|queue| queue.replay.truncations.is_empty())
+    );
     let jobs = queues.get_or_create("jobs").unwrap();
     let items: Vec<String> = std::iter::from_fn(|| take(&jobs)).collect();
     assert_eq!(items, ["a", "b", "d"]);
@@ -145,7 +154,10 @@ fn a_failed_fsync_poisons_only_that_queue() {
     sim.power_loss(None);
     let queues = open(&sim, dir.path());
     let jobs = queues.get_or_create("jobs").unwrap();
-    assert!(!jobs.stats().journal.poisoned, "a restart clears the poison");
+    assert!(
+        !jobs.stats().journal.poisoned,
+        "a restart clears the poison"
+    );
     let items: Vec<String> = std::iter::from_fn(|| take(&jobs)).collect();
     assert_eq!(items, ["a", "b"]);
 }
