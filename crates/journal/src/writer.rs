@@ -151,7 +151,7 @@ impl Writer {
             .at(&self.path)
             .map_err(WriteFailure::fatal)?;
         Counters::bump(&counters.fsyncs);
-        let number = self.next_number().map_err(WriteFailure::retry)?;
+        let number = self.next_number().map_err(WriteFailure::fatal)?;
         let path = files::segment_path(&self.dir, &self.queue, number);
         let file = segment::create(
             &*self.storage,
@@ -179,7 +179,7 @@ impl Writer {
         live: &[Record],
         counters: &Counters,
     ) -> Result<(), WriteFailure> {
-        let number = self.next_number().map_err(WriteFailure::retry)?;
+        let number = self.next_number().map_err(WriteFailure::fatal)?;
         let temp = files::temp_path(&self.dir, &self.queue, number);
         let (file, len) = self.write_snapshot(&temp, number, live)?;
         Counters::bump(&counters.fsyncs);
