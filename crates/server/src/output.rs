@@ -87,9 +87,6 @@ struct Dependent {
     start: usize,
     end: usize,
     queue: usize,
-    /// A read's item: sent even when the write failed but stays pending (see
-    /// [`Output::push_read_after_commit`]).
-    read: bool,
 }
 
 /// Replies of type `R` waiting to be written, and the journal positions they need.
@@ -130,21 +127,17 @@ impl<R: Reply> Output<R> {
             start,
             end: self.buf.len(),
             queue,
-            read: false,
         });
     }
 
-    /// Appends the reply of a read that removed an item (whose records end at `seq`). It is
-    /// replaced by an error only when the journal is poisoned: then the remove is never
-    /// written and a restart brings the item back. When the write merely failed, the remove
-    /// stays pending and is written on the retry, so withholding the item would lose it; it is
-    /// sent, and only a crash before the retry can deliver it again.
+    /// Appends the reply of a read that took an item out of memory (its records end at
+    /// `seq`). It leaves after the commit, like any other, but is sent even if the commit
+    /// failed: the item is no longer queued in memory, so withholding it would make it
+    /// unavailable (poisoned journal) or lose it (a failed write, whose remove is written on
+    /// the retry). A crash before the remove is on disk can deliver the item again.
     pub fn push_read_after_commit(&mut self, response: &R, queue: &Arc<Queue>, seq: Seq) {
-        let start = self.buf.len();
-        self.push_after_commit(response, queue, seq);
-        if let Some(last) = self.dependents.last_mut().filter(|d| d.start == start) {
-            last.read = true;
-        }
+        self.push(response);
+        self.commit_later(queue, seq);
     }
 
     /// Appends a reply that may only be sent once every listed commit succeeded.
@@ -154,12 +147,7 @@ impl<R: Reply> Output<R> {
         let end = self.buf.len();
         for (queue, seq) in commits.iter().filter(|(_, seq)| *seq != 0) {
             let queue = self.note_commit(queue, *seq);
-            self.dependents.push(Dependent {
-                start,
-                end,
-                queue,
-                read: false,
-            });
+            self.dependents.push(Dependent { start, end, queue });
         }
     }
 
@@ -212,8 +200,7 @@ impl<R: Reply> Output<R> {
             let Some(failure) = &failed[dependent.queue] else {
                 continue;
             };
-            let kept = dependent.read && *failure != CommitFailure::Poisoned;
-            if kept || dependent.start < copied {
+            if dependent.start < copied {
                 continue;
             }
             self.buf
@@ -299,10 +286,9 @@ mod tests {
         );
     }
 
-    /// A read's item is sent when its remove stays pending for a retry (withholding it would
-    /// lose it), and replaced when the journal is poisoned (a restart brings it back).
+    /// A read's item is sent after its commit even when that failed; a set's reply is not.
     #[test]
-    fn read_replies_survive_a_failed_write_but_not_poisoning() {
+    fn read_replies_survive_failed_commits() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (queues, _) = test_queues(dir.path());
         let queue = queues.get_or_create("q").expect("q");
@@ -320,9 +306,11 @@ mod tests {
         );
         output.clear();
         output.push_read_after_commit(&value, &queue, 3);
+        output.push_after_commit(&Response::Stored, &queue, 4);
+        assert_eq!(output.commits().len(), 1);
         assert_eq!(
             output.finish(&[Some(CommitFailure::Poisoned)]),
-            b"SERVER_ERROR journal poisoned after a failed fsync; restart the server\r\n"
+            b"VALUE q 0 1\r\nx\r\nEND\r\nSERVER_ERROR journal poisoned after a failed fsync; restart the server\r\n"
         );
     }
 
