@@ -5,6 +5,9 @@
 //! ([`Journal::write_through`]) and fsynced in shared batches ([`Journal::sync_through`]).
 //! [`Journal::open`] replays the segments, truncating a torn tail. The byte layout is
 //! specified in `docs/journal-format.md`. Std only: no async runtime.
+//!
+//! All file access goes through [`Storage`]: [`FsStorage`] in production, [`SimStorage`] (a
+//! simulated disk that can lose power and fail on demand) in tests.
 
 #![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
