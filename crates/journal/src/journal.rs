@@ -179,8 +179,9 @@ impl Journal {
     ///
     /// A failed write (ENOSPC, EIO) is undone (a partial write is cut off) and returns `Io`;
     /// its records stay pending and the next call writes them again, so writing resumes by
-    /// itself once the disk has room. A failure that leaves the files in doubt (fsync, rename,
-    /// cleanup) poisons the journal: this and every later call returns `Poisoned`.
+    /// itself once the disk has room. A failure that leaves the files in doubt (an fsync, a
+    /// step after a rewrite's rename, a partial write that cannot be cut off) poisons the
+    /// journal: this and every later call returns `Poisoned`.
     pub fn write_through(&self, seq: Seq) -> Result<(), JournalError> {
         if let Some(done) = self.settled(seq, &self.written) {
             return done;

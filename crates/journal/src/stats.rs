@@ -45,7 +45,7 @@ impl Counters {
             rewrites: self.rewrites.load(Relaxed),
             rotations: self.rotations.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
-            poisoned: false,
+            poisoned: false, // the journal fills it in
         }
     }
 
