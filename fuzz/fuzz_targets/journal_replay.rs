@@ -59,6 +59,7 @@ fn run(scenario: &Scenario, salvage: bool) -> Option<Vec<lanner_journal::Record>
         segment_size: scenario.segment_size,
         max_record_size: scenario.max_record_size,
         salvage,
+        ..JournalOptions::default()
     };
     let model = expected_open(&scenario.segments, scenario.max_record_size, salvage);
     let opened = Journal::open(path, QUEUE, opts.clone());
@@ -100,7 +101,7 @@ fn run(scenario: &Scenario, salvage: bool) -> Option<Vec<lanner_journal::Record>
     if scenario.foreign {
         queues.push("q2".to_owned());
     }
-    assert_eq!(list_queues(path).unwrap(), queues);
+    assert_eq!(list_queues(&lanner_journal::FsStorage, path).unwrap(), queues);
     drop(journal);
 
     // The first open repaired everything: a second one sees a clean journal.

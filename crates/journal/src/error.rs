@@ -26,9 +26,10 @@ pub enum JournalError {
         /// What was wrong with it.
         reason: String,
     },
-    /// A write or fsync failed earlier; the journal refuses all further writes.
+    /// An fsync (or a rename or cleanup) failed earlier; the journal refuses all further
+    /// writes, since what reached the disk is unknown.
     #[error(
-        "journal for queue {queue} is poisoned after a failed write or fsync; restart the server"
+        "journal for queue {queue} is poisoned after a failed fsync or file operation; restart the server"
     )]
     Poisoned {
         /// The queue whose journal failed.
@@ -58,9 +59,14 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: &Path) -> Result<T, JournalError> {
-        self.map_err(|source| JournalError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
+        self.map_err(|source| io_error(path, source))
+    }
+}
+
+/// `source`, as an error about `path`.
+pub(crate) fn io_error(path: &Path, source: io::Error) -> JournalError {
+    JournalError::Io {
+        path: path.to_path_buf(),
+        source,
     }
 }

@@ -5,11 +5,11 @@
 //! at its first `.`. Every other file in the directory is ignored.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{IoContext, JournalError};
+use crate::storage::Storage;
 
 const SEGMENT_SUFFIX: &str = ".journal";
 const TEMP_SUFFIX: &str = ".journal.tmp";
@@ -81,9 +81,13 @@ pub(crate) struct QueueFiles {
 }
 
 /// Lists the files of `queue` in `dir` (none if `dir` does not exist).
-pub(crate) fn queue_files(dir: &Path, queue: &str) -> Result<QueueFiles, JournalError> {
+pub(crate) fn queue_files(
+    storage: &dyn Storage,
+    dir: &Path,
+    queue: &str,
+) -> Result<QueueFiles, JournalError> {
     let mut files = QueueFiles::default();
-    for name in file_names(dir)? {
+    for name in file_names(storage, dir)? {
         match parse_file_name(&name) {
             Some(parsed) if parsed.queue == queue => {
                 let path = dir.join(&name);
@@ -102,8 +106,8 @@ pub(crate) fn queue_files(dir: &Path, queue: &str) -> Result<QueueFiles, Journal
 /// Names of the queues that have journal segments in `dir`, sorted. Only file names lanner
 /// itself creates count; anything else (including leftover rewrite temp files, which
 /// [`Journal::open`](crate::Journal::open) deletes) is ignored. A missing `dir` has no queues.
-pub fn list_queues(dir: &Path) -> Result<Vec<String>, JournalError> {
-    let queues: BTreeSet<String> = file_names(dir)?
+pub fn list_queues(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>, JournalError> {
+    let queues: BTreeSet<String> = file_names(storage, dir)?
         .iter()
         .filter_map(|name| parse_file_name(name))
         .filter(|parsed| parsed.kind == FileKind::Segment)
@@ -112,33 +116,22 @@ pub fn list_queues(dir: &Path) -> Result<Vec<String>, JournalError> {
     Ok(queues.into_iter().collect())
 }
 
-/// UTF-8 names of the regular files in `dir`.
-fn file_names(dir: &Path) -> Result<Vec<String>, JournalError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).at(dir),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.at(dir)?;
-        if entry.file_type().at(&entry.path())?.is_file()
-            && let Ok(name) = entry.file_name().into_string()
-        {
-            names.push(name);
-        }
+/// UTF-8 names of the regular files in `dir` (none if it does not exist).
+fn file_names(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>, JournalError> {
+    match storage.file_names(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        names => names.at(dir),
     }
-    Ok(names)
 }
 
 /// Makes creations, renames and deletions in `dir` durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), JournalError> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+pub(crate) fn sync_dir(storage: &dyn Storage, dir: &Path) -> Result<(), JournalError> {
+    storage.sync_dir(dir).at(dir)
 }
 
 /// Removes `path`; an already missing file is fine.
-pub(crate) fn remove_file(path: &Path) -> Result<(), JournalError> {
-    match fs::remove_file(path) {
+pub(crate) fn remove_file(storage: &dyn Storage, path: &Path) -> Result<(), JournalError> {
+    match storage.remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e).at(path),
         _ => Ok(()),
     }

@@ -14,16 +14,15 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{IoContext, JournalError};
-use crate::fault::{self, Fault};
 use crate::files;
 use crate::record::Record;
 use crate::replay::{self, Replay};
 use crate::segment::HEADER_LEN;
 use crate::stats::{Counters, JournalStats};
-use crate::writer::Writer;
+use crate::writer::{WriteFailure, Writer};
 use crate::{JournalOptions, Seq};
 
 /// A queue's journal. Send + Sync; shared as `Arc<Journal>` between the queue (which appends
@@ -42,6 +41,8 @@ pub struct Journal {
     /// Highest seq known to be on stable storage.
     synced: AtomicU64,
     poisoned: AtomicBool,
+    /// The last write failed and was undone; its records wait in `pending` for a retry.
+    write_failed: AtomicBool,
     deleted: AtomicBool,
     counters: Counters,
 }
@@ -100,10 +101,10 @@ impl Journal {
                 source,
             });
         }
-        std::fs::create_dir_all(dir).at(dir)?;
+        opts.storage.create_dir_all(dir).at(dir)?;
         let (replay, tail) = replay::recover(dir, queue, &opts, visit)?;
         let created = tail.is_none();
-        let writer = Writer::open(dir, queue, tail)?;
+        let writer = Writer::open(Arc::clone(&opts.storage), dir, queue, tail)?;
         let counters = Counters::default();
         let total = if created { writer.len() } else { replay.bytes };
         counters.total_bytes.store(total, Relaxed);
@@ -121,6 +122,7 @@ impl Journal {
             written: AtomicU64::new(0),
             synced: AtomicU64::new(0),
             poisoned: AtomicBool::new(false),
+            write_failed: AtomicBool::new(false),
             deleted: AtomicBool::new(false),
             counters,
         };
@@ -174,7 +176,12 @@ impl Journal {
     /// write: one caller writes everything pending in one `write_all`; callers whose seq is
     /// already covered return without a syscall. A `seq` beyond the last append writes
     /// everything. Rotates to a new segment when the current one passed `segment_size`.
-    /// Any write error poisons the journal: this and every later call returns `Poisoned`.
+    ///
+    /// A failed write (ENOSPC, EIO) is undone (a partial write is cut off) and returns `Io`;
+    /// its records stay pending and the next call writes them again, so writing resumes by
+    /// itself once the disk has room. A failure that leaves the files in doubt (an fsync, a
+    /// step after a rewrite's rename, a partial write that cannot be cut off) poisons the
+    /// journal: this and every later call returns `Poisoned`.
     pub fn write_through(&self, seq: Seq) -> Result<(), JournalError> {
         if let Some(done) = self.settled(seq, &self.written) {
             return done;
@@ -185,7 +192,6 @@ impl Journal {
         }
         let batch = self.take(&mut writer);
         self.write_batch(&mut writer, batch)
-            .map_err(|cause| self.poison(&cause))
     }
 
     /// `write_through(seq)`, then fdatasync unless another caller's fsync already covered
@@ -212,8 +218,7 @@ impl Journal {
         let Some((file, path)) = current else {
             return Ok(());
         };
-        fault::inject(Fault::Sync)
-            .and_then(|()| file.sync_data())
+        file.sync_data()
             .at(&path)
             .map_err(|cause| self.poison(&cause))?;
         Counters::bump(&self.counters.fsyncs);
@@ -245,12 +250,22 @@ impl Journal {
 
     /// The journal's current figures (atomic loads only).
     pub fn stats(&self) -> JournalStats {
-        self.counters.snapshot()
+        JournalStats {
+            poisoned: self.is_poisoned(),
+            ..self.counters.snapshot()
+        }
     }
 
-    /// True after a failed write or fsync; every later write or sync returns `Poisoned`.
+    /// True after a failed fsync (or another failure that leaves the files in doubt); every
+    /// later write or sync returns `Poisoned`.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.load(Acquire)
+    }
+
+    /// True while the last write failed (and was undone): records wait for a retry, which
+    /// the next [`Journal::write_through`] makes.
+    pub fn has_failed_write(&self) -> bool {
+        self.write_failed.load(Acquire)
     }
 
     /// Whether records may still be buffered: not deleted, not poisoned, and the largest
@@ -296,30 +311,75 @@ impl Journal {
     }
 
     fn write_batch(&self, writer: &mut Writer, batch: Batch) -> Result<(), JournalError> {
-        if let Some(Snapshot { live, seq }) = batch.snapshot {
-            writer.rewrite(&live, &self.counters)?;
-            self.written.store(seq, Release);
-            self.synced.fetch_max(seq, Release);
+        let Batch {
+            mut snapshot,
+            buf,
+            last_seq,
+        } = batch;
+        match self.write_parts(writer, &mut snapshot, &buf) {
+            Ok(()) => {
+                self.written.store(last_seq, Release);
+                if self.write_failed.swap(false, AcqRel) {
+                    tracing::info!(queue = %self.queue, "journal: writes resumed");
+                }
+                writer.recycle(buf);
+                Ok(())
+            }
+            Err(WriteFailure::Retry(cause)) => {
+                self.put_back(snapshot, buf);
+                if !self.write_failed.swap(true, AcqRel) {
+                    tracing::error!(queue = %self.queue, error = %cause,
+                        "journal: write failed; it was undone and will be retried");
+                }
+                Err(cause)
+            }
+            Err(WriteFailure::Fatal(cause)) => Err(self.poison(&cause)),
         }
-        if !batch.buf.is_empty() {
+    }
+
+    /// Writes a batch; `snapshot` is taken once it is written, so a failure after it leaves
+    /// only what is still unwritten.
+    fn write_parts(
+        &self,
+        writer: &mut Writer,
+        snapshot: &mut Option<Snapshot>,
+        buf: &[u8],
+    ) -> Result<(), WriteFailure> {
+        if let Some(Snapshot { live, seq }) = snapshot.as_ref() {
+            writer.rewrite(live, &self.counters)?;
+            self.written.store(*seq, Release);
+            self.synced.fetch_max(*seq, Release);
+            *snapshot = None;
+        }
+        if !buf.is_empty() {
             if writer.is_full(self.opts.segment_size) {
                 writer.rotate(&self.counters)?;
                 self.synced.fetch_max(self.written.load(Acquire), Release);
                 let _pending = lock(&self.pending);
                 self.counters.total_bytes.fetch_add(HEADER_LEN, Relaxed);
             }
-            writer.write(&batch.buf, &self.counters)?;
+            writer.write(buf, &self.counters)?;
         }
-        self.written.store(batch.last_seq, Release);
-        writer.recycle(batch.buf);
         Ok(())
+    }
+
+    /// Returns the unwritten part of a failed batch to the front of the pending buffer, unless
+    /// a rewrite scheduled meanwhile supersedes it.
+    fn put_back(&self, snapshot: Option<Snapshot>, buf: Vec<u8>) {
+        let mut pending = lock(&self.pending);
+        if pending.snapshot.is_some() {
+            return;
+        }
+        pending.snapshot = snapshot;
+        let newer = std::mem::replace(&mut pending.buf, buf);
+        pending.buf.extend_from_slice(&newer);
     }
 
     /// Marks the journal poisoned (logging `cause` the first time) and returns `Poisoned`.
     fn poison(&self, cause: &JournalError) -> JournalError {
         if !self.poisoned.swap(true, AcqRel) {
             tracing::error!(queue = %self.queue, error = %cause,
-                "journal: write or fsync failed; refusing further writes until restart");
+                "journal: fsync or file operation failed; refusing further writes until restart");
         }
         self.poisoned_error()
     }

@@ -5,18 +5,24 @@
 //! ([`Journal::write_through`]) and fsynced in shared batches ([`Journal::sync_through`]).
 //! [`Journal::open`] replays the segments, truncating a torn tail. The byte layout is
 //! specified in `docs/journal-format.md`. Std only: no async runtime.
+//!
+//! All file access goes through [`Storage`]: [`FsStorage`] in production, [`SimStorage`] (a
+//! simulated disk that can lose power and fail on demand) in tests.
 
 #![deny(clippy::host_endian_bytes, clippy::big_endian_bytes)]
 
+use std::sync::Arc;
+
 mod error;
-mod fault;
 mod files;
 mod journal;
 mod lock;
 mod record;
 mod replay;
 mod segment;
+mod sim;
 mod stats;
+mod storage;
 mod writer;
 
 pub use error::JournalError;
@@ -25,7 +31,9 @@ pub use journal::Journal;
 pub use lock::{DirLock, lock_dir};
 pub use record::Record;
 pub use replay::{Replay, Truncation};
+pub use sim::{SimFault, SimStorage};
 pub use stats::JournalStats;
+pub use storage::{FsStorage, Storage, StorageFile};
 
 /// 1-based sequence number of an appended record (or rewrite); 0 = "nothing".
 pub type Seq = u64;
@@ -33,6 +41,8 @@ pub type Seq = u64;
 /// Tunables of a journal.
 #[derive(Debug, Clone)]
 pub struct JournalOptions {
+    /// Where the files live: the real file system ([`FsStorage`]) or a simulated disk.
+    pub storage: Arc<dyn Storage>,
     /// A segment that has grown past this is closed and a new one started (default 16 MiB).
     pub segment_size: u64,
     /// Records whose length field exceeds this are treated as corrupt (never allocated).
@@ -47,6 +57,7 @@ pub struct JournalOptions {
 impl Default for JournalOptions {
     fn default() -> Self {
         JournalOptions {
+            storage: Arc::new(FsStorage),
             segment_size: 16 << 20,
             max_record_size: (256 << 20) + 64,
             salvage: false,

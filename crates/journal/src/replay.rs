@@ -1,7 +1,6 @@
 //! Startup recovery: pick the live segments, read their records, repair a torn tail.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -11,6 +10,7 @@ use crate::error::{IoContext, JournalError};
 use crate::files::{self, QueueFiles};
 use crate::record::{self, DecodeError, FRAME_HEADER_LEN, Frame, Record};
 use crate::segment::{self, HEADER_LEN, Header, HeaderCheck};
+use crate::storage::{Reader, Storage, StorageFile};
 
 /// Read buffer for replay; records larger than this are read straight into their own buffer.
 const READ_BUFFER: usize = 64 * 1024;
@@ -56,12 +56,13 @@ pub(crate) fn recover(
     opts: &JournalOptions,
     visit: &mut dyn FnMut(Record),
 ) -> Result<(Replay, Option<Tail>), JournalError> {
-    let QueueFiles { segments, temps } = files::queue_files(dir, queue)?;
+    let storage = &*opts.storage;
+    let QueueFiles { segments, temps } = files::queue_files(storage, dir, queue)?;
     let mut replay = Replay::default();
     let mut dir_changed = !temps.is_empty();
     for temp in &temps {
         tracing::info!(file = %temp.display(), "journal: removing leftover temp file of an interrupted rewrite");
-        files::remove_file(temp)?;
+        files::remove_file(storage, temp)?;
     }
     let live = live_segments(&segments, opts, &mut replay, &mut dir_changed)?;
     let mut tail = None;
@@ -79,7 +80,7 @@ pub(crate) fn recover(
         }
     }
     if dir_changed {
-        files::sync_dir(dir)?;
+        files::sync_dir(storage, dir)?;
     }
     Ok((replay, tail))
 }
@@ -93,11 +94,12 @@ fn live_segments(
     replay: &mut Replay,
     dir_changed: &mut bool,
 ) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let storage = &*opts.storage;
     let mut live = Vec::new();
     let mut superseded: &[(u64, PathBuf)] = &[];
     for (i, (number, path)) in segments.iter().enumerate().rev() {
-        let mut file = File::open(path).at(path)?;
-        let bytes = segment::read_header_bytes(&mut file, path)?;
+        let file = storage.open(path).at(path)?;
+        let bytes = segment::read_header_bytes(&*file, path)?;
         match Header::check(&bytes, *number) {
             HeaderCheck::Valid(header) => {
                 live.push((*number, path.clone()));
@@ -113,15 +115,15 @@ fn live_segments(
                 });
             }
             HeaderCheck::Torn if live.is_empty() => {
-                drop_file(path, &file, "torn segment header", replay)?;
+                drop_file(storage, path, &*file, "torn segment header", replay)?;
                 *dir_changed = true;
             }
             HeaderCheck::Torn if opts.salvage => {
-                drop_file(path, &file, "truncated segment header", replay)?;
+                drop_file(storage, path, &*file, "truncated segment header", replay)?;
                 *dir_changed = true;
             }
             HeaderCheck::Invalid(reason) if opts.salvage => {
-                drop_file(path, &file, &reason, replay)?;
+                drop_file(storage, path, &*file, &reason, replay)?;
                 *dir_changed = true;
             }
             HeaderCheck::Torn => return Err(corrupt(path, 0, "truncated segment header")),
@@ -130,7 +132,7 @@ fn live_segments(
     }
     for (_, path) in superseded {
         tracing::info!(file = %path.display(), "journal: removing a segment superseded by a snapshot");
-        files::remove_file(path)?;
+        files::remove_file(storage, path)?;
         *dir_changed = true;
     }
     live.reverse();
@@ -139,14 +141,15 @@ fn live_segments(
 
 /// Removes a segment whose header cannot be used, recording it as a truncation at offset 0.
 fn drop_file(
+    storage: &dyn Storage,
     path: &Path,
-    file: &File,
+    file: &dyn StorageFile,
     reason: &str,
     replay: &mut Replay,
 ) -> Result<(), JournalError> {
-    let len = file.metadata().at(path)?.len();
+    let len = file.size().at(path)?;
     tracing::warn!(file = %path.display(), dropped_bytes = len, reason, "journal: removing a segment with an unusable header");
-    files::remove_file(path)?;
+    files::remove_file(storage, path)?;
     replay.truncations.push(Truncation {
         file: path.to_path_buf(),
         offset: 0,
@@ -172,14 +175,9 @@ fn replay_segment(
     replay: &mut Replay,
     visit: &mut dyn FnMut(Record),
 ) -> Result<u64, JournalError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .at(path)?;
-    let file_len = file.metadata().at(path)?.len();
-    let mut reader = BufReader::with_capacity(READ_BUFFER, &file);
-    reader.seek(SeekFrom::Start(HEADER_LEN)).at(path)?;
+    let file = opts.storage.open(path).at(path)?;
+    let file_len = file.size().at(path)?;
+    let mut reader = BufReader::with_capacity(READ_BUFFER, Reader::new(&*file, HEADER_LEN));
     let mut offset = HEADER_LEN;
     loop {
         match read_record(
@@ -197,7 +195,7 @@ fn replay_segment(
                 drop(reader);
                 let damage = Damage {
                     path,
-                    file: &file,
+                    file: &*file,
                     offset,
                     file_len,
                     reason,
@@ -251,7 +249,7 @@ fn read_record(
 /// A damaged record found during replay.
 struct Damage<'a> {
     path: &'a Path,
-    file: &'a File,
+    file: &'a dyn StorageFile,
     offset: u64,
     file_len: u64,
     reason: DecodeError,
@@ -294,9 +292,8 @@ impl Damage<'_> {
     /// runs on damage, which is rare and usually at the very end.
     fn intact_record_from_here(&self) -> Result<bool, JournalError> {
         let mut rest = Vec::new();
-        let mut file = self.file;
-        file.seek(SeekFrom::Start(self.offset))
-            .and_then(|_| file.read_to_end(&mut rest))
+        Reader::new(self.file, self.offset)
+            .read_to_end(&mut rest)
             .at(self.path)?;
         let rest = Bytes::from(rest);
         Ok((0..rest.len()).any(|at| record::intact_record_at(&rest, at)))

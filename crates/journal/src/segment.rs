@@ -1,11 +1,11 @@
 //! Segment file header: `magic "LNRJ" | version: u8 | flags: u8 | segment: u64 | crc: u32`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{IoContext, JournalError};
-use crate::fault::{self, Fault};
+use crate::storage::{Reader, Storage, StorageFile};
 
 /// Bytes of the header at the start of every segment file.
 pub(crate) const HEADER_LEN: u64 = 18;
@@ -102,23 +102,32 @@ impl Header {
 }
 
 /// Reads up to `HEADER_LEN` bytes from the start of `file`.
-pub(crate) fn read_header_bytes(file: &mut File, path: &Path) -> Result<Vec<u8>, JournalError> {
+pub(crate) fn read_header_bytes(
+    file: &dyn StorageFile,
+    path: &Path,
+) -> Result<Vec<u8>, JournalError> {
     let mut bytes = Vec::with_capacity(HEADER_LEN as usize);
-    file.take(HEADER_LEN).read_to_end(&mut bytes).at(path)?;
+    Reader::new(file, 0)
+        .take(HEADER_LEN)
+        .read_to_end(&mut bytes)
+        .at(path)?;
     Ok(bytes)
 }
 
 /// Creates `path` (which must not exist) and writes `header` into it. The file is opened for
-/// appending, so later writes go after the header. The caller fsyncs the directory.
-pub(crate) fn create(path: &Path, header: Header) -> Result<File, JournalError> {
-    let mut file = OpenOptions::new()
-        .append(true)
-        .create_new(true)
-        .open(path)
-        .at(path)?;
-    fault::inject(Fault::Write)
-        .and_then(|()| file.write_all(&header.encode()))
-        .at(path)?;
+/// appending, so later writes go after the header. If the header cannot be written the file
+/// is removed again. The caller fsyncs the directory.
+pub(crate) fn create(
+    storage: &dyn Storage,
+    path: &Path,
+    header: Header,
+) -> Result<Arc<dyn StorageFile>, JournalError> {
+    let file = storage.create_new(path).at(path)?;
+    if let Err(e) = file.append(&header.encode()) {
+        drop(file);
+        crate::files::remove_file(storage, path)?;
+        return Err(e).at(path);
+    }
     Ok(file)
 }
 

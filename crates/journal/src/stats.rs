@@ -18,6 +18,8 @@ pub struct JournalStats {
     /// fsyncs of segment files since open: by `sync_through` (concurrent callers share one),
     /// by rotation, and by rewrite.
     pub fsyncs: u64,
+    /// True once a failed fsync (or rename, or cleanup) poisoned the journal.
+    pub poisoned: bool,
 }
 
 /// The live counters behind [`JournalStats`].
@@ -43,6 +45,7 @@ impl Counters {
             rewrites: self.rewrites.load(Relaxed),
             rotations: self.rotations.load(Relaxed),
             fsyncs: self.fsyncs.load(Relaxed),
+            poisoned: false, // the journal fills it in
         }
     }
 

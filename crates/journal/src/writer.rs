@@ -1,32 +1,52 @@
 //! The file side of the journal: the current segment, rotation, rewrite and delete.
 //! Only ever used under the journal's writer mutex, never under the pending-buffer mutex.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
-use crate::error::{IoContext, JournalError};
-use crate::fault::{self, Fault};
+use crate::error::{IoContext, JournalError, io_error};
 use crate::files;
 use crate::record::Record;
 use crate::replay::Tail;
 use crate::segment::{self, HEADER_LEN, Header};
 use crate::stats::Counters;
+use crate::storage::{Storage, StorageFile};
 
 /// A rewrite streams its snapshot to disk in writes of about this size.
 const SNAPSHOT_CHUNK: usize = 1 << 20;
 /// A write buffer that grew beyond this (one huge batch) is freed rather than kept for reuse.
 const MAX_SPARE: usize = 4 << 20;
 
+/// Why a write to the files failed.
+#[derive(Debug)]
+pub(crate) enum WriteFailure {
+    /// Nothing of the failed write is left in the files (a partial write was cut off again):
+    /// the journal is consistent and the same bytes may be written again later (ENOSPC, EIO).
+    Retry(JournalError),
+    /// The files may not hold what the journal believes (a failed fsync, rename or cleanup):
+    /// the journal must be poisoned.
+    Fatal(JournalError),
+}
+
+impl WriteFailure {
+    fn retry(cause: JournalError) -> Self {
+        WriteFailure::Retry(cause)
+    }
+
+    fn fatal(cause: JournalError) -> Self {
+        WriteFailure::Fatal(cause)
+    }
+}
+
 /// Owner of the current segment file.
 pub(crate) struct Writer {
+    storage: Arc<dyn Storage>,
     dir: PathBuf,
     queue: String,
     /// The current segment; `None` once the journal is deleted. Shared so a syncing thread
     /// can fsync it without holding the writer mutex.
-    file: Option<Arc<File>>,
+    file: Option<Arc<dyn StorageFile>>,
     number: u64,
     path: PathBuf,
     len: u64,
@@ -37,32 +57,35 @@ pub(crate) struct Writer {
 impl Writer {
     /// Appends to the replayed newest segment, or creates segment 1 (and fsyncs the directory).
     pub(crate) fn open(
+        storage: Arc<dyn Storage>,
         dir: &Path,
         queue: &str,
         tail: Option<Tail>,
     ) -> Result<Writer, JournalError> {
         let (file, number, path, len) = match tail {
             Some(Tail { number, path, len }) => {
-                let file = OpenOptions::new().append(true).open(&path).at(&path)?;
+                let file = storage.open(&path).at(&path)?;
                 (file, number, path, len)
             }
             None => {
                 let path = files::segment_path(dir, queue, 1);
                 let file = segment::create(
+                    &*storage,
                     &path,
                     Header {
                         snapshot: false,
                         segment: 1,
                     },
                 )?;
-                files::sync_dir(dir)?;
+                files::sync_dir(&*storage, dir)?;
                 (file, 1, path, HEADER_LEN)
             }
         };
         Ok(Writer {
+            storage,
             dir: dir.to_path_buf(),
             queue: queue.to_owned(),
-            file: Some(Arc::new(file)),
+            file: Some(file),
             number,
             path,
             len,
@@ -76,7 +99,7 @@ impl Writer {
     }
 
     /// The current segment and its path, for an fsync outside the writer mutex.
-    pub(crate) fn file(&self) -> Option<(Arc<File>, PathBuf)> {
+    pub(crate) fn file(&self) -> Option<(Arc<dyn StorageFile>, PathBuf)> {
         self.file
             .as_ref()
             .map(|file| (Arc::clone(file), self.path.clone()))
@@ -100,14 +123,20 @@ impl Writer {
         self.len > segment_size
     }
 
-    /// Writes whole records to the current segment with one `write_all`.
-    pub(crate) fn write(&mut self, buf: &[u8], counters: &Counters) -> Result<(), JournalError> {
+    /// Writes whole records to the current segment with one `write_all`. If that fails, the
+    /// segment is cut back to its old length, so no partial record stays in front of the
+    /// next write.
+    pub(crate) fn write(&mut self, buf: &[u8], counters: &Counters) -> Result<(), WriteFailure> {
         let Some(file) = &self.file else {
             return Ok(());
         };
-        fault::inject(Fault::Write)
-            .and_then(|()| (&**file).write_all(buf))
-            .at(&self.path)?;
+        if let Err(e) = file.append(buf) {
+            let cause = io_error(&self.path, e);
+            return match file.set_len(self.len).at(&self.path) {
+                Ok(()) => Err(WriteFailure::Retry(cause)),
+                Err(_) => Err(WriteFailure::Fatal(cause)),
+            };
+        }
         self.len += buf.len() as u64;
         counters.current_segment_bytes.store(self.len, Relaxed);
         Ok(())
@@ -116,22 +145,24 @@ impl Writer {
     /// Closes the current segment and starts the next one. The old segment is fsynced first,
     /// so only the current segment ever holds unsynced data; the new file's directory entry
     /// is fsynced before it is used.
-    pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), JournalError> {
+    pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), WriteFailure> {
         let Some(old) = &self.file else { return Ok(()) };
-        fault::inject(Fault::Sync)
-            .and_then(|()| old.sync_data())
-            .at(&self.path)?;
+        old.sync_data()
+            .at(&self.path)
+            .map_err(WriteFailure::fatal)?;
         Counters::bump(&counters.fsyncs);
-        let number = self.next_number()?;
+        let number = self.next_number().map_err(WriteFailure::fatal)?;
         let path = files::segment_path(&self.dir, &self.queue, number);
         let file = segment::create(
+            &*self.storage,
             &path,
             Header {
                 snapshot: false,
                 segment: number,
             },
-        )?;
-        files::sync_dir(&self.dir)?;
+        )
+        .map_err(WriteFailure::retry)?;
+        files::sync_dir(&*self.storage, &self.dir).map_err(WriteFailure::fatal)?;
         tracing::debug!(queue = %self.queue, segment = number, "journal: rotated");
         self.install(file, number, path, HEADER_LEN, counters);
         Counters::bump(&counters.segments);
@@ -141,28 +172,33 @@ impl Writer {
 
     /// Replaces every segment with a snapshot segment holding `live`: temp file, fsync,
     /// rename, directory fsync, delete older segments, directory fsync. A crash at any step
-    /// replays either the old segments or the snapshot, which supersedes them.
+    /// replays either the old segments or the snapshot, which supersedes them. A failure
+    /// before the rename removes the temp file and leaves the old segments in use.
     pub(crate) fn rewrite(
         &mut self,
         live: &[Record],
         counters: &Counters,
-    ) -> Result<(), JournalError> {
-        let number = self.next_number()?;
+    ) -> Result<(), WriteFailure> {
+        let number = self.next_number().map_err(WriteFailure::fatal)?;
         let temp = files::temp_path(&self.dir, &self.queue, number);
-        let (file, len) = write_snapshot(&temp, number, live)?;
+        let (file, len) = self.write_snapshot(&temp, number, live)?;
         Counters::bump(&counters.fsyncs);
         let path = files::segment_path(&self.dir, &self.queue, number);
-        fault::inject(Fault::Rename)
-            .and_then(|()| fs::rename(&temp, &path))
-            .at(&temp)?;
-        files::sync_dir(&self.dir)?;
-        for (old, old_path) in files::queue_files(&self.dir, &self.queue)?.segments {
+        if let Err(e) = self.storage.rename(&temp, &path) {
+            self.discard_temp(&temp)?;
+            return Err(WriteFailure::Retry(io_error(&temp, e)));
+        }
+        let fatal = WriteFailure::fatal;
+        files::sync_dir(&*self.storage, &self.dir).map_err(fatal)?;
+        let old_segments = files::queue_files(&*self.storage, &self.dir, &self.queue)
+            .map_err(fatal)?
+            .segments;
+        for (old, old_path) in old_segments {
             if old < number {
-                fault::inject(Fault::RemoveOld).at(&old_path)?;
-                files::remove_file(&old_path)?;
+                files::remove_file(&*self.storage, &old_path).map_err(fatal)?;
             }
         }
-        files::sync_dir(&self.dir)?;
+        files::sync_dir(&*self.storage, &self.dir).map_err(fatal)?;
         tracing::debug!(queue = %self.queue, segment = number, records = live.len(), bytes = len, "journal: rewritten");
         self.install(file, number, path, len, counters);
         counters.segments.store(1, Relaxed);
@@ -173,16 +209,17 @@ impl Writer {
     /// Removes every file of the journal; later writes are dropped.
     pub(crate) fn delete(&mut self, counters: &Counters) -> Result<(), JournalError> {
         self.file = None;
-        let queue_files = files::queue_files(&self.dir, &self.queue)?;
+        let storage = &*self.storage;
+        let queue_files = files::queue_files(storage, &self.dir, &self.queue)?;
         for path in queue_files
             .segments
             .iter()
             .map(|(_, path)| path)
             .chain(&queue_files.temps)
         {
-            files::remove_file(path)?;
+            files::remove_file(storage, path)?;
         }
-        files::sync_dir(&self.dir)?;
+        files::sync_dir(storage, &self.dir)?;
         self.len = 0;
         counters.segments.store(0, Relaxed);
         counters.current_segment_bytes.store(0, Relaxed);
@@ -198,51 +235,72 @@ impl Writer {
         })
     }
 
-    fn install(&mut self, file: File, number: u64, path: PathBuf, len: u64, counters: &Counters) {
-        self.file = Some(Arc::new(file));
+    fn install(
+        &mut self,
+        file: Arc<dyn StorageFile>,
+        number: u64,
+        path: PathBuf,
+        len: u64,
+        counters: &Counters,
+    ) {
+        self.file = Some(file);
         self.number = number;
         self.path = path;
         self.len = len;
         counters.current_segment_bytes.store(len, Relaxed);
     }
-}
 
-/// Writes a snapshot segment to `temp` and fsyncs it; returns the open file and its length.
-fn write_snapshot(temp: &Path, number: u64, live: &[Record]) -> Result<(File, u64), JournalError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .at(temp)?;
-    let mut buf = Vec::with_capacity(SNAPSHOT_CHUNK);
-    buf.extend_from_slice(
-        &Header {
-            snapshot: true,
-            segment: number,
+    /// Writes a snapshot segment to `temp` and fsyncs it; returns the open file and its
+    /// length. A failed write removes `temp` again, so a full disk gets its space back.
+    fn write_snapshot(
+        &self,
+        temp: &Path,
+        number: u64,
+        live: &[Record],
+    ) -> Result<(Arc<dyn StorageFile>, u64), WriteFailure> {
+        let file = self
+            .storage
+            .create_truncate(temp)
+            .at(temp)
+            .map_err(WriteFailure::retry)?;
+        let mut buf = Vec::with_capacity(SNAPSHOT_CHUNK);
+        buf.extend_from_slice(
+            &Header {
+                snapshot: true,
+                segment: number,
+            }
+            .encode(),
+        );
+        let mut len = 0;
+        for record in live {
+            record.encode_into(&mut buf);
+            if buf.len() >= SNAPSHOT_CHUNK {
+                len += self.write_chunk(&*file, temp, &mut buf)?;
+            }
         }
-        .encode(),
-    );
-    let mut len = 0;
-    for record in live {
-        record.encode_into(&mut buf);
-        if buf.len() >= SNAPSHOT_CHUNK {
-            len += write_chunk(&file, temp, &mut buf)?;
-        }
+        len += self.write_chunk(&*file, temp, &mut buf)?;
+        file.sync_all().at(temp).map_err(WriteFailure::fatal)?;
+        Ok((file, len))
     }
-    len += write_chunk(&file, temp, &mut buf)?;
-    fault::inject(Fault::Sync)
-        .and_then(|()| file.sync_all())
-        .at(temp)?;
-    Ok((file, len))
-}
 
-/// Writes and empties `buf`; returns how many bytes it held.
-fn write_chunk(mut file: &File, path: &Path, buf: &mut Vec<u8>) -> Result<u64, JournalError> {
-    fault::inject(Fault::Write)
-        .and_then(|()| file.write_all(buf))
-        .at(path)?;
-    let written = buf.len() as u64;
-    buf.clear();
-    Ok(written)
+    /// Writes and empties `buf`; returns how many bytes it held.
+    fn write_chunk(
+        &self,
+        file: &dyn StorageFile,
+        temp: &Path,
+        buf: &mut Vec<u8>,
+    ) -> Result<u64, WriteFailure> {
+        if let Err(e) = file.append(buf) {
+            self.discard_temp(temp)?;
+            return Err(WriteFailure::Retry(io_error(temp, e)));
+        }
+        let written = buf.len() as u64;
+        buf.clear();
+        Ok(written)
+    }
+
+    /// Removes the temp file of a rewrite that failed before its rename.
+    fn discard_temp(&self, temp: &Path) -> Result<(), WriteFailure> {
+        files::remove_file(&*self.storage, temp).map_err(WriteFailure::fatal)
+    }
 }

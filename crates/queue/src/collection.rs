@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use lanner_journal::{DirLock, Replay, Seq, list_queues, lock_dir};
+use lanner_journal::{DirLock, FsStorage, Replay, Seq, Storage, list_queues, lock_dir};
 use tracing::info;
 
 use crate::clock::Clock;
@@ -63,9 +63,17 @@ impl Registry {
     }
 }
 
+/// `options` with the journal on `storage`.
+fn options_on(storage: &Arc<dyn Storage>, mut options: QueueOptions) -> QueueOptions {
+    options.journal.storage = Arc::clone(storage);
+    options
+}
+
 /// All queues of a data directory, which it holds locked for its lifetime.
 pub struct QueueCollection {
     dir: PathBuf,
+    /// Where the journals live; it overrides the storage of the resolved options.
+    storage: Arc<dyn Storage>,
     _lock: DirLock,
     clock: Arc<dyn Clock>,
     resolve_options: OptionsResolver,
@@ -82,12 +90,23 @@ impl QueueCollection {
         resolve_options: OptionsResolver,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
+        Self::open_on(Arc::new(FsStorage), dir, resolve_options, clock)
+    }
+
+    /// [`QueueCollection::open`] with the journals on `storage` (a simulated disk in tests).
+    /// The directory lock and spill files stay on the real file system.
+    pub fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        resolve_options: OptionsResolver,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
         let lock = lock_dir(dir)?;
         let mut registry = Registry::default();
         let mut recovered = Vec::new();
-        for name in list_queues(dir)? {
-            let (queue, replay) =
-                Queue::open(dir, &name, resolve_options(&name), Arc::clone(&clock))?;
+        for name in list_queues(&*storage, dir)? {
+            let options = options_on(&storage, resolve_options(&name));
+            let (queue, replay) = Queue::open(dir, &name, options, Arc::clone(&clock))?;
             let stats = queue.stats();
             recovered.push(RecoveredQueue {
                 name: name.clone(),
@@ -99,6 +118,7 @@ impl QueueCollection {
         }
         let collection = Self {
             dir: dir.to_owned(),
+            storage,
             _lock: lock,
             clock,
             resolve_options,
@@ -135,7 +155,7 @@ impl QueueCollection {
             if let Some(queue) = registry.queues.get(name) {
                 return Ok(Arc::clone(queue));
             }
-            let options = (self.resolve_options)(name);
+            let options = options_on(&self.storage, (self.resolve_options)(name));
             let (queue, _) = Queue::open(&self.dir, name, options, Arc::clone(&self.clock))?;
             let queue = Arc::new(queue);
             registry.insert(Arc::clone(&queue));

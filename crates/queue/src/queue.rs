@@ -204,6 +204,10 @@ impl Queue {
                 queue: self.name.clone(),
             });
         }
+        if self.journal.has_failed_write() {
+            // The disk refused the last write: accept nothing new until it takes the retry.
+            self.journal.write_through(Seq::MAX)?;
+        }
         let now = self.clock.now_ms();
         let mut state = self.lock();
         if self.is_deleted() {

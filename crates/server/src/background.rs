@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use lanner_queue::{QueueCollection, SyncPolicy};
-use tracing::error;
+use tracing::debug;
 
 use crate::shared::Shared;
 
@@ -74,7 +74,8 @@ fn sync_due_journals(queues: &QueueCollection, last_sync: &mut HashMap<String, I
             SyncPolicy::Always => queue.sync(),
         };
         if let Err(error) = result {
-            error!(queue = queue.name(), %error, "background journal sync failed");
+            // Every tick would repeat it: the journal logs a failure at error level once.
+            debug!(queue = queue.name(), %error, "background journal sync failed");
         }
     }
     last_sync.retain(|name, _| queues.get(name).is_some());

@@ -6,9 +6,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use lanner_journal::JournalError;
 use lanner_proto::{Response, TextReply};
-use lanner_queue::{Queue, Seq};
-use tracing::error;
+use lanner_queue::{Queue, QueueError, Seq};
+use tracing::debug;
 
 /// Replies beyond this many bytes are sent before more pipelined requests are executed.
 const FLUSH_AT: usize = 256 * 1024;
@@ -19,7 +20,7 @@ pub trait Reply {
     fn encode(&self, buf: &mut BytesMut);
 
     /// The reply sent instead of one whose journal records could not be committed.
-    fn journal_failed() -> Self;
+    fn journal_failed(failure: &CommitFailure) -> Self;
 }
 
 impl Reply for Response {
@@ -27,8 +28,8 @@ impl Reply for Response {
         Response::encode(self, buf);
     }
 
-    fn journal_failed() -> Self {
-        Response::ServerError("journal write failed".to_owned())
+    fn journal_failed(failure: &CommitFailure) -> Self {
+        Response::ServerError(failure.reason())
     }
 }
 
@@ -37,8 +38,47 @@ impl Reply for TextReply {
         TextReply::encode(self, buf);
     }
 
-    fn journal_failed() -> Self {
-        TextReply::Error("Journal write failed.".to_owned())
+    fn journal_failed(failure: &CommitFailure) -> Self {
+        let mut reason = failure.reason();
+        if let Some(first) = reason.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        TextReply::Error(format!("{reason}."))
+    }
+}
+
+/// Why a queue's journal could not commit a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitFailure {
+    /// The write was undone and stays pending; the journal writes it when the disk takes it
+    /// again (a full disk, an I/O error). Holds the operating system's reason.
+    WriteFailed(String),
+    /// The journal refuses every write until a restart (a failed fsync).
+    Poisoned,
+}
+
+impl CommitFailure {
+    /// Classifies a failed commit.
+    pub fn of(error: &QueueError) -> Self {
+        match error {
+            QueueError::Poisoned { .. } | QueueError::Journal(JournalError::Poisoned { .. }) => {
+                CommitFailure::Poisoned
+            }
+            QueueError::Journal(JournalError::Io { source, .. }) => {
+                CommitFailure::WriteFailed(source.to_string())
+            }
+            other => CommitFailure::WriteFailed(other.to_string()),
+        }
+    }
+
+    /// The text of the error reply (without the protocol's framing).
+    fn reason(&self) -> String {
+        match self {
+            CommitFailure::WriteFailed(reason) => format!("journal write failed: {reason}"),
+            CommitFailure::Poisoned => {
+                "journal poisoned after a failed fsync; restart the server".to_owned()
+            }
+        }
     }
 }
 
@@ -90,6 +130,16 @@ impl<R: Reply> Output<R> {
         });
     }
 
+    /// Appends the reply of a read that took an item out of memory (its records end at
+    /// `seq`). It leaves after the commit, like any other, but is sent even if the commit
+    /// failed: the item is no longer queued in memory, so withholding it would make it
+    /// unavailable (poisoned journal) or lose it (a failed write, whose remove is written on
+    /// the retry). A crash before the remove is on disk can deliver the item again.
+    pub fn push_read_after_commit(&mut self, response: &R, queue: &Arc<Queue>, seq: Seq) {
+        self.push(response);
+        self.commit_later(queue, seq);
+    }
+
     /// Appends a reply that may only be sent once every listed commit succeeded.
     pub fn push_after_commits(&mut self, response: &R, commits: &[(Arc<Queue>, Seq)]) {
         let start = self.buf.len();
@@ -124,14 +174,14 @@ impl<R: Reply> Output<R> {
         &self.commits
     }
 
-    /// Finishes the batch after its commits ran: `failed[i]` tells whether commit `i` failed.
-    /// Replies that depended on a failed commit become [`Reply::journal_failed`] (memcache:
-    /// `SERVER_ERROR`), so nothing is acknowledged
-    /// that did not reach the journal. Returns the bytes to write; call [`Output::clear`] after.
-    pub fn finish(&mut self, failed: &[bool]) -> &[u8] {
+    /// Finishes the batch after its commits ran: `failed[i]` tells whether and why commit `i`
+    /// failed. Replies that depended on a failed commit become [`Reply::journal_failed`]
+    /// (memcache: `SERVER_ERROR <reason>`), so nothing is acknowledged that did not reach the
+    /// journal. Returns the bytes to write; call [`Output::clear`] after.
+    pub fn finish(&mut self, failed: &[Option<CommitFailure>]) -> &[u8] {
         self.commits.clear();
         let dependents = std::mem::take(&mut self.dependents);
-        if failed.contains(&true) {
+        if failed.iter().any(Option::is_some) {
             self.replace_failed(&dependents, failed);
         }
         &self.buf
@@ -142,21 +192,24 @@ impl<R: Reply> Output<R> {
         self.buf.clear();
     }
 
-    fn replace_failed(&mut self, dependents: &[Dependent], failed: &[bool]) {
+    fn replace_failed(&mut self, dependents: &[Dependent], failed: &[Option<CommitFailure>]) {
         let original = self.buf.split().freeze();
         let mut copied = 0;
         // A reply that depends on several commits is listed once per commit; replace it once.
-        for dependent in dependents.iter().filter(|d| failed[d.queue]) {
+        for dependent in dependents {
+            let Some(failure) = &failed[dependent.queue] else {
+                continue;
+            };
             if dependent.start < copied {
                 continue;
             }
             self.buf
                 .extend_from_slice(&original[copied..dependent.start]);
-            R::journal_failed().encode(&mut self.buf);
+            R::journal_failed(failure).encode(&mut self.buf);
             copied = dependent.end;
         }
         self.buf.extend_from_slice(&original[copied..]);
-        error!("journal commit failed; the affected replies were answered with an error");
+        debug!("journal commit failed; the affected replies were answered with an error");
     }
 
     fn note_commit(&mut self, queue: &Arc<Queue>, seq: Seq) -> usize {
@@ -195,10 +248,11 @@ mod tests {
             &[(Arc::clone(&a), 2), (Arc::clone(&b), 2)],
         );
         assert_eq!(output.commits().len(), 2);
-        let written = output.finish(&[false, true]);
+        let full = CommitFailure::WriteFailed("No space left on device".to_owned());
+        let written = output.finish(&[None, Some(full)]);
         assert_eq!(
             written,
-            b"END\r\nSTORED\r\nSERVER_ERROR journal write failed\r\nSERVER_ERROR journal write failed\r\n"
+            b"END\r\nSTORED\r\nSERVER_ERROR journal write failed: No space left on device\r\nSERVER_ERROR journal write failed: No space left on device\r\n"
         );
     }
 
@@ -225,7 +279,39 @@ mod tests {
         let mut output: Output<TextReply> = Output::default();
         output.push_after_commit(&TextReply::Count(1), &queue, 1);
         output.push(&TextReply::NoItem);
-        assert_eq!(output.finish(&[true]), b"-Journal write failed.\n*\n");
+        let failure = CommitFailure::WriteFailed("disk full".to_owned());
+        assert_eq!(
+            output.finish(&[Some(failure)]),
+            b"-Journal write failed: disk full.\n*\n"
+        );
+    }
+
+    /// A read's item is sent after its commit even when that failed; a set's reply is not.
+    #[test]
+    fn read_replies_survive_failed_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (queues, _) = test_queues(dir.path());
+        let queue = queues.get_or_create("q").expect("q");
+        let value = Response::Value {
+            key: "q".to_owned(),
+            data: bytes::Bytes::from_static(b"x"),
+        };
+        let mut output: Output = Output::default();
+        output.push_read_after_commit(&value, &queue, 1);
+        output.push_after_commit(&Response::Stored, &queue, 2);
+        let full = CommitFailure::WriteFailed("full".to_owned());
+        assert_eq!(
+            output.finish(&[Some(full)]),
+            b"VALUE q 0 1\r\nx\r\nEND\r\nSERVER_ERROR journal write failed: full\r\n"
+        );
+        output.clear();
+        output.push_read_after_commit(&value, &queue, 3);
+        output.push_after_commit(&Response::Stored, &queue, 4);
+        assert_eq!(output.commits().len(), 1);
+        assert_eq!(
+            output.finish(&[Some(CommitFailure::Poisoned)]),
+            b"VALUE q 0 1\r\nx\r\nEND\r\nSERVER_ERROR journal poisoned after a failed fsync; restart the server\r\n"
+        );
     }
 
     #[test]

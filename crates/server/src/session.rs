@@ -382,7 +382,7 @@ impl Session {
             key,
             data: taken.data,
         };
-        out.push_after_commit(&reply, queue, outcome.seq);
+        out.push_read_after_commit(&reply, queue, outcome.seq);
     }
 
     /// `confirm <q> <count>`: confirms the `count` oldest open reads, or none if fewer are open.

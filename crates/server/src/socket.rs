@@ -12,7 +12,7 @@ use lanner_queue::{Queue, TakeMode, TakeOutcome};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
-use crate::output::{Output, Reply};
+use crate::output::{CommitFailure, Output, Reply};
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
@@ -183,14 +183,15 @@ async fn idle(limit: Option<Duration>) {
 
 /// Commits each queue's records; returns which commits failed. Under `sync = always` the wait
 /// for the fsync is asynchronous (group commit), so it never stalls other connections.
-async fn commit<R: Reply>(out: &Output<R>) -> Vec<bool> {
+async fn commit<R: Reply>(out: &Output<R>) -> Vec<Option<CommitFailure>> {
     let mut failed = Vec::with_capacity(out.commits().len());
     for (queue, seq) in out.commits() {
         let result = queue.commit_async(*seq).await;
         if let Err(error) = &result {
-            tracing::error!(queue = queue.name(), %error, "journal commit failed");
+            // The journal logged the failure at error level when it first happened.
+            debug!(queue = queue.name(), %error, "journal commit failed");
         }
-        failed.push(result.is_err());
+        failed.push(result.as_ref().err().map(CommitFailure::of));
     }
     failed
 }

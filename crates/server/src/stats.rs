@@ -125,7 +125,8 @@ impl ServerStats {
 }
 
 /// One queue's figures, named and ordered as Kestrel's per-queue stats; `children` (the
-/// comma-separated fanout children) only for a queue that has a fanout entry.
+/// comma-separated fanout children) only for a queue that has a fanout entry; then lanner's
+/// `journal_poisoned`.
 pub fn queue_figures(
     stats: &QueueStats,
     children: Option<Vec<String>>,
@@ -158,5 +159,10 @@ pub fn queue_figures(
     if let Some(children) = children {
         figures.push(("children", children.join(",")));
     }
+    // lanner's own figure, after Kestrel's: 1 once a failed fsync made the journal refuse writes.
+    figures.push((
+        "journal_poisoned",
+        u8::from(stats.journal.poisoned).to_string(),
+    ));
     figures
 }

@@ -30,7 +30,7 @@ const GLOBAL_STATS: [&str; 19] = [
     "queue_expires",
 ];
 
-const QUEUE_STATS: [&str; 16] = [
+const QUEUE_STATS: [&str; 17] = [
     "items",
     "bytes",
     "total_items",
@@ -47,6 +47,7 @@ const QUEUE_STATS: [&str; 16] = [
     "total_flushes",
     "journal_rewrites",
     "journal_rotations",
+    "journal_poisoned",
 ];
 
 fn version_reply() -> Vec<u8> {

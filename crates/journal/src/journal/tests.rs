@@ -1,11 +1,11 @@
-//! Failure-path tests that need fault injection, and group-commit accounting.
+//! Failure-path tests on the simulated disk, and group-commit accounting.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
 use super::*;
-use crate::fault::{Fault, arm};
+use crate::{SimFault, SimStorage, Storage};
 
 fn add(n: u32) -> Record {
     Record::Add {
@@ -19,92 +19,138 @@ fn open(dir: &Path) -> (Journal, Replay) {
     Journal::open(dir, "q", JournalOptions::default()).unwrap()
 }
 
-fn open_small(dir: &Path) -> (Journal, Replay) {
-    let opts = JournalOptions {
-        segment_size: 64,
-        ..JournalOptions::default()
-    };
-    Journal::open(dir, "q", opts).unwrap()
+/// A simulated disk and its data directory.
+fn sim() -> (SimStorage, PathBuf) {
+    (SimStorage::new(), PathBuf::from("/data"))
 }
 
-fn names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+fn sim_options(sim: &SimStorage, segment_size: u64) -> JournalOptions {
+    JournalOptions {
+        storage: Arc::new(sim.clone()),
+        segment_size,
+        ..JournalOptions::default()
+    }
+}
+
+fn open_sim(sim: &SimStorage, dir: &Path, segment_size: u64) -> (Journal, Replay) {
+    Journal::open(dir, "q", sim_options(sim, segment_size)).unwrap()
+}
+
+fn names(sim: &SimStorage, dir: &Path) -> Vec<String> {
+    let mut names = sim.file_names(dir).unwrap();
     names.sort();
     names
-}
-
-/// Runs `f` with `fault` armed on this thread.
-fn with_fault<T>(fault: Fault, f: impl FnOnce() -> T) -> T {
-    arm(Some(fault));
-    let result = f();
-    arm(None);
-    result
 }
 
 fn is_poisoned_error(result: Result<(), JournalError>) -> bool {
     matches!(result, Err(JournalError::Poisoned { queue }) if queue == "q")
 }
 
+fn is_io_error(result: Result<(), JournalError>) -> bool {
+    matches!(result, Err(JournalError::Io { .. }))
+}
+
 #[test]
-fn failed_write_poisons_for_good() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = open(dir.path());
+fn a_failed_write_is_undone_and_retried_once_the_disk_works() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 1 << 20);
     let first = journal.append(&add(1));
     journal.write_through(first).unwrap();
     let second = journal.append(&add(2));
-    assert!(is_poisoned_error(
-        with_fault(Fault::Write, || journal.write_through(second))
-    ));
-    assert!(journal.is_poisoned());
-    // No retry, ever: the disk is healthy again, but the journal stays poisoned.
-    assert!(is_poisoned_error(journal.write_through(second)));
-    assert!(is_poisoned_error(journal.write_through(first)));
-    assert!(is_poisoned_error(journal.sync_through(first)));
+    sim.fail(SimFault::Write, true);
+    assert!(is_io_error(journal.write_through(second)));
+    assert!(journal.has_failed_write());
+    assert!(!journal.is_poisoned());
+    let third = journal.append(&add(3));
+    assert!(is_io_error(journal.write_through(third)));
+    journal.sync_through(first).unwrap();
+    sim.fail(SimFault::Write, false);
+    journal.sync_through(second).unwrap();
+    assert!(!journal.has_failed_write());
+    drop(journal);
+    let (_, replay) = open_sim(&sim, &dir, 1 << 20);
+    assert_eq!(replay.records, vec![add(1), add(2), add(3)]);
+}
+
+#[test]
+fn a_partial_write_on_a_full_disk_is_cut_off_before_the_next_write() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 1 << 20);
+    journal.sync_through(journal.append(&add(1))).unwrap();
+    let used = sim.used_bytes();
+    sim.set_capacity(Some(used + add(2).encoded_len() / 2));
+    let second = journal.append(&add(2));
+    let error = journal.write_through(second).unwrap_err();
+    assert!(error.to_string().contains("No space left"), "{error}");
+    assert_eq!(sim.used_bytes(), used, "the half record was cut off");
+    assert_eq!(journal.stats().current_segment_bytes, used);
+    sim.set_capacity(None);
+    journal.sync_through(journal.append(&add(3))).unwrap();
+    sim.power_loss(None);
+    let (_, replay) = open_sim(&sim, &dir, 1 << 20);
+    assert_eq!(replay.records, vec![add(1), add(2), add(3)]);
+    assert!(replay.truncations.is_empty());
+}
+
+#[test]
+fn a_failed_fsync_poisons_for_good() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 1 << 20);
+    let seq = journal.append(&add(1));
+    sim.fail(SimFault::Sync, true);
+    assert!(is_poisoned_error(journal.sync_through(seq)));
+    sim.fail(SimFault::Sync, false);
+    // No retry, ever (after a failed fsync the page cache may have dropped the data).
+    assert!(is_poisoned_error(journal.sync_through(seq)));
+    assert!(is_poisoned_error(journal.write_through(seq + 1)));
     assert!(is_poisoned_error(journal.sync_all()));
     let before = journal.stats().total_bytes;
-    journal.append(&add(3));
+    journal.append(&add(2));
     assert_eq!(
         journal.stats().total_bytes,
         before,
         "appends after poisoning are dropped"
     );
     drop(journal);
-    assert_eq!(open(dir.path()).1.records, vec![add(1)]);
+    // The record was written before the fsync failed: a process restart finds it.
+    assert_eq!(open_sim(&sim, &dir, 1 << 20).1.records, vec![add(1)]);
 }
 
 #[test]
-fn failed_fsync_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = open(dir.path());
-    let seq = journal.append(&add(1));
-    assert!(is_poisoned_error(
-        with_fault(Fault::Sync, || journal.sync_through(seq))
-    ));
-    assert!(is_poisoned_error(journal.write_through(seq + 1)));
-    assert!(is_poisoned_error(journal.sync_through(seq)));
-    drop(journal);
-    // The record was written before the fsync failed; after this (simulated) crash it is there.
-    assert_eq!(open(dir.path()).1.records, vec![add(1)]);
-}
-
-#[test]
-fn failed_rotation_poisons() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = open_small(dir.path());
+fn a_failed_fsync_at_rotation_poisons() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 64);
     for n in 0..2 {
-        let seq = journal.append(&add(n));
-        journal.write_through(seq).unwrap();
+        journal.write_through(journal.append(&add(n))).unwrap();
     }
     assert_eq!(journal.stats().rotations, 0);
     let seq = journal.append(&add(9));
-    assert!(is_poisoned_error(
-        with_fault(Fault::Sync, || journal.write_through(seq))
-    ));
+    sim.fail(SimFault::Sync, true);
+    assert!(is_poisoned_error(journal.write_through(seq)));
+    sim.fail(SimFault::Sync, false);
     drop(journal);
-    assert_eq!(open_small(dir.path()).1.records, vec![add(0), add(1)]);
+    assert_eq!(open_sim(&sim, &dir, 64).1.records, vec![add(0), add(1)]);
+}
+
+#[test]
+fn a_failed_rotation_create_is_retried() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 64);
+    for n in 0..2 {
+        journal.write_through(journal.append(&add(n))).unwrap();
+    }
+    let seq = journal.append(&add(2));
+    sim.fail(SimFault::Create, true);
+    assert!(is_io_error(journal.write_through(seq)));
+    assert_eq!(names(&sim, &dir).len(), 1);
+    sim.fail(SimFault::Create, false);
+    journal.sync_through(seq).unwrap();
+    assert_eq!(journal.stats().rotations, 1);
+    sim.power_loss(None);
+    assert_eq!(
+        open_sim(&sim, &dir, 64).1.records,
+        vec![add(0), add(1), add(2)]
+    );
 }
 
 #[test]
@@ -127,72 +173,108 @@ fn oversized_record_poisons_instead_of_writing_an_unreadable_journal() {
     assert!(is_poisoned_error(journal.write_through(seq)));
 }
 
-/// A crash before the snapshot is renamed leaves a temp file: replay deletes it and replays
-/// the old segments.
+/// Six records in segments of 64 bytes, all fsynced.
+fn six_records(sim: &SimStorage, dir: &Path) -> (Journal, Vec<Record>) {
+    let (journal, _) = open_sim(sim, dir, 64);
+    let records: Vec<Record> = (0..6).map(add).collect();
+    for record in &records {
+        journal.sync_through(journal.append(record)).unwrap();
+    }
+    (journal, records)
+}
+
+/// A rewrite that fails before its rename removes its temp file, keeps the old segments in
+/// use, and is written again by the next write once the disk works.
 #[test]
-fn crash_before_rename_replays_old_segments() {
-    for fault in [Fault::Write, Fault::Sync, Fault::Rename] {
-        let dir = tempfile::tempdir().unwrap();
-        let (journal, _) = open_small(dir.path());
-        let mut expected = Vec::new();
-        for n in 0..6 {
-            expected.push(add(n));
-            journal.write_through(journal.append(&add(n))).unwrap();
-        }
-        let old = names(dir.path());
+fn a_rewrite_failing_before_its_rename_is_retried() {
+    for fault in [SimFault::Create, SimFault::Write, SimFault::Rename] {
+        let (sim, dir) = sim();
+        let (journal, _) = six_records(&sim, &dir);
+        let old = names(&sim, &dir);
         let seq = journal.rewrite(vec![add(5)]);
         journal.append(&add(6));
-        assert!(is_poisoned_error(
-            with_fault(fault, || journal.write_through(seq + 1))
-        ));
-        drop(journal);
-        if fault == Fault::Rename {
-            assert!(
-                names(dir.path())
-                    .iter()
-                    .any(|n| n.ends_with(".journal.tmp")),
-                "{fault:?}"
-            );
-            assert_eq!(
-                crate::list_queues(dir.path()).unwrap(),
-                vec!["q".to_owned()]
-            );
-        }
-        let (_, replay) = open_small(dir.path());
-        assert_eq!(replay.records, expected, "{fault:?}");
-        assert_eq!(
-            names(dir.path()),
-            old,
-            "temp file removed, old segments kept ({fault:?})"
-        );
+        sim.fail(fault, true);
+        assert!(is_io_error(journal.write_through(seq + 1)), "{fault:?}");
+        assert_eq!(names(&sim, &dir), old, "{fault:?}");
+        sim.fail(fault, false);
+        journal.sync_through(seq + 1).unwrap();
+        assert_eq!(journal.stats().rewrites, 1);
+        sim.power_loss(None);
+        let (_, replay) = open_sim(&sim, &dir, 64);
+        assert_eq!(replay.records, vec![add(5), add(6)], "{fault:?}");
+        assert_eq!(replay.segments, 1);
     }
 }
 
-/// A crash after the rename, before the old segments are gone, leaves both: the snapshot
+/// A failed fsync of the snapshot poisons; the temp file is left for replay to delete, and
+/// replay uses the old segments.
+#[test]
+fn a_rewrite_whose_fsync_fails_poisons_and_replays_the_old_segments() {
+    let (sim, dir) = sim();
+    let (journal, expected) = six_records(&sim, &dir);
+    let old = names(&sim, &dir);
+    let seq = journal.rewrite(vec![add(5)]);
+    sim.fail(SimFault::Sync, true);
+    assert!(is_poisoned_error(journal.write_through(seq)));
+    sim.fail(SimFault::Sync, false);
+    drop(journal);
+    assert!(
+        names(&sim, &dir)
+            .iter()
+            .any(|n| n.ends_with(".journal.tmp"))
+    );
+    assert_eq!(
+        crate::list_queues(&sim, &dir).unwrap(),
+        vec!["q".to_owned()]
+    );
+    let (_, replay) = open_sim(&sim, &dir, 64);
+    assert_eq!(replay.records, expected);
+    assert_eq!(
+        names(&sim, &dir),
+        old,
+        "temp file removed, old segments kept"
+    );
+}
+
+/// A failure after the rename, before the old segments are gone, leaves both: the snapshot
 /// supersedes them.
 #[test]
-fn crash_after_rename_replays_the_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let (journal, _) = open_small(dir.path());
-    for n in 0..6 {
-        journal.write_through(journal.append(&add(n))).unwrap();
-    }
-    let old_count = names(dir.path()).len();
+fn a_failure_after_the_rename_replays_the_snapshot() {
+    let (sim, dir) = sim();
+    let (journal, _) = six_records(&sim, &dir);
+    let old_count = names(&sim, &dir).len();
     let live = vec![add(4), Record::RemoveTentative { xid: 1 }, add(5)];
     let seq = journal.rewrite(live.clone());
-    assert!(is_poisoned_error(
-        with_fault(Fault::RemoveOld, || journal.write_through(seq))
-    ));
+    sim.fail(SimFault::Remove, true);
+    assert!(is_poisoned_error(journal.write_through(seq)));
+    sim.fail(SimFault::Remove, false);
     drop(journal);
-    assert_eq!(names(dir.path()).len(), old_count + 1);
-    let (journal, replay) = open_small(dir.path());
+    assert_eq!(names(&sim, &dir).len(), old_count + 1);
+    sim.power_loss(None);
+    let (journal, replay) = open_sim(&sim, &dir, 64);
     assert_eq!(replay.records, live);
     assert_eq!(replay.segments, 1);
     assert_eq!(
-        names(dir.path()),
+        names(&sim, &dir),
         vec![format!("q.{:020}.journal", old_count + 1)]
     );
     assert_eq!(journal.stats().segments, 1);
+}
+
+/// A rewrite scheduled while a failed write waits for its retry supersedes it.
+#[test]
+fn a_newer_rewrite_supersedes_a_failed_write() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 1 << 20);
+    journal.sync_through(journal.append(&add(1))).unwrap();
+    let seq = journal.append(&add(2));
+    sim.fail(SimFault::Write, true);
+    assert!(is_io_error(journal.write_through(seq)));
+    sim.fail(SimFault::Write, false);
+    let seq = journal.rewrite(vec![add(2)]);
+    journal.sync_through(seq).unwrap();
+    sim.power_loss(None);
+    assert_eq!(open_sim(&sim, &dir, 1 << 20).1.records, vec![add(2)]);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use lanner_journal::{Journal, JournalError, JournalOptions, Record, Truncation};
 
@@ -149,6 +150,55 @@ fn a_huge_length_field_is_rejected_without_allocating() {
         Err(JournalError::Corrupt { offset, reason, .. }) => {
             assert_eq!(offset, bounds[1]);
             assert!(reason.contains("exceeds the maximum"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// Set in the child process the allocation test re-runs itself in.
+const UNDER_LIMIT: &str = "LANNER_TEST_UNDER_MEMORY_LIMIT";
+
+/// A length field just under `max_record_size` (here almost 4 GiB) in a short file is refused
+/// from the file's length, before anything is allocated for it. Proved by running the test
+/// again in a process whose address space is capped at 1 GiB: an allocation of the claimed
+/// length would abort it.
+#[test]
+fn a_length_field_just_under_the_maximum_allocates_nothing_for_it() {
+    if std::env::var_os(UNDER_LIMIT).is_none() {
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1048576 && exec \"$0\" --exact \"$1\" --test-threads=1")
+            .arg(std::env::current_exe().unwrap())
+            .arg("damage::a_length_field_just_under_the_maximum_allocates_nothing_for_it")
+            .env(UNDER_LIMIT, "1")
+            .status()
+            .unwrap();
+        assert!(status.success(), "under a 1 GiB address space: {status}");
+        return;
+    }
+    let max = u64::from(u32::MAX);
+    let options = || JournalOptions {
+        max_record_size: max,
+        ..JournalOptions::default()
+    };
+    let huge = (max - 1) as u32;
+    let mut bytes = reference_journal();
+    let bounds = boundaries(&mixed_records());
+    let mut tail = bytes.clone();
+    tail.extend_from_slice(&huge.to_le_bytes());
+    tail.extend_from_slice(&[0xAB; 40]);
+    let dir = dir_with(&tail);
+    let (_, replay) = Journal::open(dir.path(), "q", options()).unwrap();
+    assert_eq!(replay.records, mixed_records());
+    assert_eq!(replay.truncations[0].dropped_bytes, 44);
+
+    let at = bounds[2] as usize;
+    bytes[at..at + 4].copy_from_slice(&huge.to_le_bytes());
+    let dir = dir_with(&bytes);
+    match Journal::open(dir.path(), "q", options()) {
+        Err(JournalError::Corrupt { offset, reason, .. }) => {
+            assert_eq!(offset, bounds[2]);
+            assert!(reason.contains("runs past the end of the file"), "{reason}");
         }
         other => panic!("expected Corrupt, got {other:?}"),
     }

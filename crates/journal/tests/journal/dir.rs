@@ -2,14 +2,18 @@
 
 use std::fs;
 
-use lanner_journal::{JournalError, JournalOptions, list_queues, lock_dir};
+use lanner_journal::{FsStorage, JournalError, JournalOptions, list_queues, lock_dir};
 
 use crate::common::*;
 
 #[test]
 fn list_queues_sees_only_lanner_segment_files() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(list_queues(&dir.path().join("missing")).unwrap().is_empty());
+    assert!(
+        list_queues(&FsStorage, &dir.path().join("missing"))
+            .unwrap()
+            .is_empty()
+    );
     for name in [
         "jobs.00000000000000000003.journal",
         "a+b.00000000000000000001.journal",
@@ -23,7 +27,10 @@ fn list_queues_sees_only_lanner_segment_files() {
         fs::write(dir.path().join(name), b"").unwrap();
     }
     fs::create_dir(dir.path().join("sub.00000000000000000001.journal")).unwrap();
-    assert_eq!(list_queues(dir.path()).unwrap(), ["a+b", "jobs"]);
+    assert_eq!(
+        list_queues(&FsStorage, dir.path()).unwrap(),
+        ["a+b", "jobs"]
+    );
 }
 
 #[test]

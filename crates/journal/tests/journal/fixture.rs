@@ -27,7 +27,7 @@ fn version_1_fixture_replays() {
     let dir = tempfile::tempdir().unwrap();
     copy_fixtures(dir.path());
     assert_eq!(
-        lanner_journal::list_queues(dir.path()).unwrap(),
+        lanner_journal::list_queues(&lanner_journal::FsStorage, dir.path()).unwrap(),
         ["plain", "snap"]
     );
 

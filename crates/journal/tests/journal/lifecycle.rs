@@ -163,7 +163,11 @@ fn delete_removes_every_file_and_drops_later_appends() {
     assert!(names(dir.path()).is_empty());
     let stats = journal.stats();
     assert_eq!((stats.total_bytes, stats.segments), (0, 0));
-    assert!(lanner_journal::list_queues(dir.path()).unwrap().is_empty());
+    assert!(
+        lanner_journal::list_queues(&lanner_journal::FsStorage, dir.path())
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]

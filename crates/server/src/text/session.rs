@@ -133,7 +133,7 @@ impl TextSession {
         if let Some(xid) = taken.xid {
             self.open_reads.add(queue, xid);
         }
-        out.push_after_commit(&TextReply::Item(taken.data), queue, outcome.seq);
+        out.push_read_after_commit(&TextReply::Item(taken.data), queue, outcome.seq);
         true
     }
 
