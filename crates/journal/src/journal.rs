@@ -19,6 +19,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use crate::error::{IoContext, JournalError};
 use crate::fault::{self, Fault};
 use crate::files;
+use crate::latency::timed_fsync;
 use crate::record::Record;
 use crate::replay::{self, Replay};
 use crate::segment::HEADER_LEN;
@@ -213,7 +214,7 @@ impl Journal {
             return Ok(());
         };
         fault::inject(Fault::Sync)
-            .and_then(|()| file.sync_data())
+            .and_then(|()| timed_fsync(|| file.sync_data()))
             .at(&path)
             .map_err(|cause| self.poison(&cause))?;
         Counters::bump(&self.counters.fsyncs);

@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use crate::error::{IoContext, JournalError};
 use crate::fault::{self, Fault};
 use crate::files;
+use crate::latency::timed_fsync;
 use crate::record::Record;
 use crate::replay::Tail;
 use crate::segment::{self, HEADER_LEN, Header};
@@ -119,7 +120,7 @@ impl Writer {
     pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), JournalError> {
         let Some(old) = &self.file else { return Ok(()) };
         fault::inject(Fault::Sync)
-            .and_then(|()| old.sync_data())
+            .and_then(|()| timed_fsync(|| old.sync_data()))
             .at(&self.path)?;
         Counters::bump(&counters.fsyncs);
         let number = self.next_number()?;
@@ -232,7 +233,7 @@ fn write_snapshot(temp: &Path, number: u64, live: &[Record]) -> Result<(File, u6
     }
     len += write_chunk(&file, temp, &mut buf)?;
     fault::inject(Fault::Sync)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| timed_fsync(|| file.sync_all()))
         .at(temp)?;
     Ok((file, len))
 }
