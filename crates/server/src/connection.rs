@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::output::Output;
+use crate::request_metrics::{CommandKind, ErrorKind, PendingRequests};
 use crate::session::{Monitor, Session, Step, Wait};
 use crate::shared::Shared;
 use crate::socket::{ClientSocket, ConnectionCount, Flow, commit_and_discard};
@@ -25,6 +26,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>) {
         out: Output::default(),
         session: Session::new(Arc::clone(&shared)),
         shared: Arc::clone(&shared),
+        pending: PendingRequests::default(),
     };
     if let Err(error) = connection.run().await {
         debug!(%error, "connection ended with an error");
@@ -37,6 +39,8 @@ struct Connection {
     out: Output,
     session: Session,
     shared: Arc<Shared>,
+    /// Requests executed whose replies are not written yet (for the latency histograms).
+    pending: PendingRequests,
 }
 
 impl Connection {
@@ -59,6 +63,7 @@ impl Connection {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => return Ok(Flow::Continue),
                 Err(error) => {
+                    self.shared.stats.requests.count_error(ErrorKind::Protocol);
                     self.out.push(&error.reply);
                     match error.after {
                         AfterError::Skip(length) => self.socket.buf.advance(length),
@@ -68,6 +73,8 @@ impl Connection {
                 }
             };
             let frame = self.socket.buf.split_to(parsed.consumed).freeze();
+            self.pending
+                .start(CommandKind::of(&parsed.request), Instant::now());
             match self.session.execute(parsed.request, &frame, &mut self.out) {
                 Step::Continue if self.out.is_full() => self.flush().await?,
                 Step::Continue => {}
@@ -133,7 +140,9 @@ impl Connection {
 
     /// Commits the journal records the pending replies depend on, then writes the replies.
     async fn flush(&mut self) -> io::Result<()> {
-        self.socket.send(&mut self.out).await
+        let sent = self.socket.send(&mut self.out).await;
+        self.pending.answered(&self.shared.stats.requests);
+        sent
     }
 
     async fn abort_open_reads(&mut self) {

@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::output::{Output, Reply};
+use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
@@ -124,6 +125,9 @@ impl ClientSocket {
             return Ok(());
         }
         let failed = commit(out).await;
+        for _ in failed.iter().filter(|&&failed| failed) {
+            self.shared.stats.requests.count_error(ErrorKind::Journal);
+        }
         let bytes = out.finish(&failed);
         let written = bytes.len() as u64;
         let result = match self.shared.server.client_timeout {
