@@ -2,6 +2,7 @@
 //! stats, around the queue store. Data flows socket -> codec (lanner-proto) -> session
 //! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
 
+mod admin;
 mod alias;
 mod background;
 pub mod cli;

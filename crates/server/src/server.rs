@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::admin::AdminServer;
 use crate::alias::Aliases;
 use crate::background::Background;
 use crate::config::Config;
@@ -31,7 +32,13 @@ use crate::text;
 ///
 /// `config_path` is the file `reload` (or SIGHUP) reads queue and alias settings from again.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
-    let shared = Arc::new(recover(config, config_path)?);
+    let admin = AdminServer::start(&config.server.admin_listen).await?;
+    // Off the async workers, so the admin port answers /healthz during a long replay.
+    let recovered = tokio::task::spawn_blocking(move || recover(config, config_path)).await;
+    let shared = Arc::new(recovered.context("journal recovery panicked")??);
+    if let Some(admin) = &admin {
+        admin.recovered(&shared);
+    }
     let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
@@ -62,6 +69,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .queues
         .sync_all()
         .context("final journal sync failed")?;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     info!("lanner stopped; journals flushed and fsynced");
     Ok(())
 }
