@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 /// Upper bounds of the buckets, in seconds (Prometheus' `le`); a last bucket takes the rest.
 pub const LATENCY_BUCKETS_SECONDS: [f64; 18] = [
-    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// The bounds of [`LATENCY_BUCKETS_SECONDS`] in nanoseconds, for comparisons without floats.
@@ -137,10 +137,18 @@ mod tests {
         histogram.record(Duration::from_secs(60));
         let snapshot = histogram.snapshot();
         assert_eq!(snapshot.count, 4);
-        assert_eq!(snapshot.cumulative[0], (0.000_025, 2), "the bound is inclusive");
+        assert_eq!(
+            snapshot.cumulative[0],
+            (0.000_025, 2),
+            "the bound is inclusive"
+        );
         assert_eq!(snapshot.cumulative[6], (0.002_5, 2));
         assert_eq!(snapshot.cumulative[7], (0.005, 3));
-        assert_eq!(snapshot.cumulative.last(), Some(&(10.0, 3)), "60 s is only in +Inf");
+        assert_eq!(
+            snapshot.cumulative.last(),
+            Some(&(10.0, 3)),
+            "60 s is only in +Inf"
+        );
         assert!((snapshot.sum_seconds - 60.003_035).abs() < 1e-9);
     }
 

@@ -16,9 +16,7 @@ use crate::shared::Shared;
 
 /// `/stats.json`: the `stats` reply's lines, Kestrel's names, numbers as numbers.
 pub fn stats(shared: &Shared) -> Response {
-    let lines = shared
-        .stats
-        .report(&shared.queues, &shared.aliases.load());
+    let lines = shared.stats.report(&shared.queues, &shared.aliases.load());
     let object: Map<String, Value> = lines
         .into_iter()
         .map(|(key, value)| (key, number_or_string(value)))
@@ -140,7 +138,11 @@ mod tests {
     #[test]
     fn only_the_named_queues_files_are_listed() {
         let dir = tempfile::tempdir().expect("tempdir");
-        for file in ["jobs.00000000000000000001.journal", "jobs_b.1.journal", "status"] {
+        for file in [
+            "jobs.00000000000000000001.journal",
+            "jobs_b.1.journal",
+            "status",
+        ] {
             std::fs::write(dir.path().join(file), b"xyz").expect("write");
         }
         let files = queue_files(dir.path(), "jobs");

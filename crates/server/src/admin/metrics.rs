@@ -295,7 +295,8 @@ const QUEUE_METRICS: &[QueueMetric] = &[
 impl Collector for Snapshot {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
         for figure in &self.server {
-            let mut metric = encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
+            let mut metric =
+                encoder.encode_descriptor(figure.name, figure.help, None, figure.kind)?;
             encode_value(&mut metric, figure.kind, figure.value)?;
         }
         let mut status = encoder.encode_descriptor(
@@ -403,4 +404,3 @@ fn encode_histogram(
     buckets.push((f64::MAX, latency.count - below));
     metric.encode_histogram::<NoLabelSet>(latency.sum_seconds, latency.count, &buckets, None)
 }
-
