@@ -51,6 +51,10 @@ fn metrics_follow_sets_gets_and_delete() {
     );
     assert_eq!(client.get("jobs"), Some(b"one".to_vec()));
     assert_eq!(client.get("missing"), None);
+    // A request's latency is recorded once its reply is written, just after the client may
+    // have read it; one more round trip orders the recording before the scrape.
+    let version = format!("VERSION {}\r\n", env!("CARGO_PKG_VERSION"));
+    client.expect(b"version\r\n", version.as_bytes());
     let metrics = scrape(&server);
     let queue = |name: &str| sample(&metrics, &format!("{name}{{queue=\"jobs\"}}"));
     assert_eq!(queue("lanner_queue_items"), Some(2.0));

@@ -110,14 +110,10 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
-    let shared = match recovered(&admin) {
-        Ok(shared) => shared,
-        Err(unready) => return unready,
-    };
-    match readiness(&shared) {
+    when_recovered(&admin, |shared| match readiness(shared) {
         Ok(ready) => (StatusCode::OK, ready).into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
-    }
+    })
 }
 
 /// Ready while the server serves reads: status up, writeavoid or readonly, not shutting down.
@@ -135,41 +131,51 @@ fn readiness(shared: &Shared) -> Result<String, String> {
 }
 
 async fn metrics(State(admin): State<Admin>) -> Response {
-    match recovered(&admin) {
-        Ok(shared) => match metrics::encode(&shared) {
-            Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
-            Err(error) => {
-                warn!(%error, "cannot encode metrics");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-        },
-        Err(unready) => unready,
-    }
+    when_recovered(&admin, |shared| match metrics::encode(shared) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(error) => {
+            warn!(%error, "cannot encode metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    })
 }
 
 async fn stats_json(State(admin): State<Admin>) -> Response {
-    recovered(&admin).map_or_else(|unready| unready, |shared| api::stats(&shared))
+    when_recovered(&admin, api::stats)
 }
 
 async fn queues_json(State(admin): State<Admin>) -> Response {
-    recovered(&admin).map_or_else(|unready| unready, |shared| api::queues(&shared))
+    when_recovered(&admin, api::queues)
 }
 
 async fn queue_json(State(admin): State<Admin>, Path(name): Path<String>) -> Response {
-    recovered(&admin).map_or_else(|unready| unready, |shared| api::queue(&shared, &name))
+    when_recovered(&admin, |shared| api::queue(shared, &name))
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
     (StatusCode::NOT_FOUND, "not found\n")
 }
 
-/// The server, or the 503 answer while the journals are still being replayed.
-fn recovered(admin: &AdminState) -> Result<Arc<Shared>, Response> {
-    admin.shared.get().cloned().ok_or_else(|| {
-        (
+/// `answer` for the server, or 503 while the journals are still being replayed.
+fn when_recovered(admin: &AdminState, answer: impl FnOnce(&Shared) -> Response) -> Response {
+    match admin.shared.get() {
+        Some(shared) => answer(shared),
+        None => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: recovering journals\n",
         )
-            .into_response()
-    })
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn everything_but_health_waits_for_recovery() {
+        let recovering = AdminState::default();
+        let answer = when_recovered(&recovering, |_| StatusCode::OK.into_response());
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }
