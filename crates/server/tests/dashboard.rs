@@ -67,9 +67,9 @@ fn browse(chromium: &Path, url: &str, mode: &[&str]) -> Output {
     output
 }
 
-/// The dashboard's DOM after its scripts ran.
-fn dashboard_dom(chromium: &Path, server: &Server) -> String {
-    let url = format!("http://{}/", server.admin_addr.expect("admin port"));
+/// The DOM of the dashboard page `path` (e.g. `/?queue=q`) after its scripts ran.
+fn dashboard_dom(chromium: &Path, server: &Server, path: &str) -> String {
+    let url = format!("http://{}{path}", server.admin_addr.expect("admin port"));
     String::from_utf8(browse(chromium, &url, &["--dump-dom"]).stdout).expect("UTF-8 DOM")
 }
 
@@ -103,7 +103,7 @@ fn the_dashboard_shows_queues_and_their_changing_depth() {
     client.set("dash", b"second");
     client.set("other", b"x");
 
-    let dom = dashboard_dom(&chromium, &server);
+    let dom = dashboard_dom(&chromium, &server, "/");
     assert!(dom.contains("<title>lanner dashboard</title>"), "{dom}");
     assert_eq!(shown_depth(&dom, "dash"), Some(2), "{dom}");
     assert_eq!(shown_depth(&dom, "other"), Some(1), "{dom}");
@@ -112,9 +112,19 @@ fn the_dashboard_shows_queues_and_their_changing_depth() {
         client.set("dash", data);
     }
     assert_eq!(client.get("other"), Some(b"x".to_vec()));
-    let dom = dashboard_dom(&chromium, &server);
+    let dom = dashboard_dom(&chromium, &server, "/?queue=dash");
     assert_eq!(shown_depth(&dom, "dash"), Some(5), "{dom}");
     assert_eq!(shown_depth(&dom, "other"), Some(0), "{dom}");
+    let detail = &dom[dom.find("<section id=\"detail\"").expect("detail section")..];
+    assert!(
+        !detail.starts_with("<section id=\"detail\" hidden"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("dash.00000000000000000001.journal"),
+        "{detail}"
+    );
+    assert!(detail.contains("<tr data-key=\"sync\">"), "{detail}");
 
     let screenshot = target_dir().join("dashboard.png");
     std::fs::create_dir_all(target_dir()).expect("target dir");

@@ -35,7 +35,7 @@ struct Snapshot {
     commands: Vec<(&'static str, LatencySnapshot)>,
     errors: Vec<(&'static str, u64)>,
     fsync: LatencySnapshot,
-    status: &'static str,
+    status: String,
 }
 
 /// One unlabelled server-wide metric.
@@ -68,17 +68,8 @@ impl Snapshot {
                 .map(|&kind| (kind.name(), requests.errors(kind)))
                 .collect(),
             fsync: fsync_latency(),
-            status: status_label(shared),
+            status: shared.status.current().reply_name().to_ascii_lowercase(),
         }
-    }
-}
-
-fn status_label(shared: &Shared) -> &'static str {
-    match shared.status.current() {
-        crate::status::Status::Up => "up",
-        crate::status::Status::WriteAvoid => "writeavoid",
-        crate::status::Status::ReadOnly => "readonly",
-        crate::status::Status::Quiescent => "quiescent",
     }
 }
 
@@ -306,7 +297,7 @@ impl Collector for Snapshot {
             MetricType::Gauge,
         )?;
         status
-            .encode_family(&[("status", self.status)])?
+            .encode_family(&[("status", self.status.as_str())])?
             .encode_gauge(&1u64)?;
         self.encode_requests(&mut encoder)?;
         let mut fsync = encoder.encode_descriptor(
