@@ -6,12 +6,19 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::Server;
+use support::{Client, Server};
 
-/// Virtual time the page may run (timers, refreshes) before the DOM is taken.
-const VIRTUAL_TIME_BUDGET_MS: u32 = 5_000;
+/// Virtual time the page may run (timers, one refresh a second) before the DOM is taken.
+const DOM_TIME_BUDGET_MS: u32 = 5_000;
+
+/// Virtual time before the screenshot: enough refreshes for the charts to show a history.
+const SCREENSHOT_TIME_BUDGET_MS: u32 = 30_000;
+
+/// Bound on the rounds of background traffic during the screenshot.
+const TRAFFIC_ROUNDS: u32 = 20_000;
 
 /// Longest a chromium run may take in real time.
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
@@ -24,8 +31,9 @@ fn chromium() -> Option<PathBuf> {
     candidate.is_file().then_some(candidate)
 }
 
-/// Runs headless chromium on `url` with `mode` (`--dump-dom`, or `--screenshot=...`).
-fn browse(chromium: &Path, url: &str, mode: &[&str]) -> Output {
+/// Runs headless chromium on `url` with `mode` (`--dump-dom`, or `--screenshot=...`), letting
+/// the page run `budget_ms` of virtual time.
+fn browse(chromium: &Path, url: &str, budget_ms: u32, mode: &[&str]) -> Output {
     let profile = tempfile::tempdir().expect("browser profile dir");
     let mut child = Command::new(chromium)
         .args([
@@ -41,7 +49,7 @@ fn browse(chromium: &Path, url: &str, mode: &[&str]) -> Output {
             "--hide-scrollbars",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--virtual-time-budget={VIRTUAL_TIME_BUDGET_MS}"))
+        .arg(format!("--virtual-time-budget={budget_ms}"))
         .args(mode)
         .arg(url)
         .stdin(Stdio::null())
@@ -70,7 +78,8 @@ fn browse(chromium: &Path, url: &str, mode: &[&str]) -> Output {
 /// The DOM of the dashboard page `path` (e.g. `/?queue=q`) after its scripts ran.
 fn dashboard_dom(chromium: &Path, server: &Server, path: &str) -> String {
     let url = format!("http://{}{path}", server.admin_addr.expect("admin port"));
-    String::from_utf8(browse(chromium, &url, &["--dump-dom"]).stdout).expect("UTF-8 DOM")
+    let dom = browse(chromium, &url, DOM_TIME_BUDGET_MS, &["--dump-dom"]).stdout;
+    String::from_utf8(dom).expect("UTF-8 DOM")
 }
 
 /// The depth the dashboard's row for `queue` shows, if it has one.
@@ -80,6 +89,22 @@ fn shown_depth(dom: &str, queue: &str) -> Option<u64> {
     let row = &row[..row.find("</tr>")?];
     let cell = row.split("class=\"items\" data-value=\"").nth(1)?;
     cell.split('"').next()?.parse().ok()
+}
+
+/// Sets and gets on the test's queues until `stop` (or a bound), so that the screenshot shows
+/// rates that move; the assertions are made before it starts.
+fn background_traffic(mut client: Client, stop: &AtomicBool) {
+    for round in 0..TRAFFIC_ROUNDS {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        client.set("dash", b"more");
+        client.set("other", b"x");
+        if round % 3 != 0 {
+            client.get("dash");
+        }
+        client.get("other");
+    }
 }
 
 /// The workspace's `target/` directory.
@@ -133,14 +158,21 @@ fn the_dashboard_shows_queues_and_their_changing_depth() {
         "http://{}/?queue=dash",
         server.admin_addr.expect("admin port")
     );
-    browse(
-        &chromium,
-        &url,
-        &[
-            &format!("--screenshot={}", screenshot.display()),
-            "--window-size=1280,900",
-        ],
-    );
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let traffic = server.connect();
+        scope.spawn(|| background_traffic(traffic, &stop));
+        browse(
+            &chromium,
+            &url,
+            SCREENSHOT_TIME_BUDGET_MS,
+            &[
+                &format!("--screenshot={}", screenshot.display()),
+                "--window-size=1280,900",
+            ],
+        );
+        stop.store(true, Ordering::Relaxed);
+    });
     let written = std::fs::metadata(&screenshot).map(|meta| meta.len());
     assert!(
         written.is_ok_and(|bytes| bytes > 0),
