@@ -2,7 +2,7 @@
 //! relaxed atomic adds), so every memcache request can be measured.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lanner_journal::{LatencyHistogram, LatencySnapshot};
 use lanner_proto::Request;
@@ -135,9 +135,9 @@ pub struct RequestMetrics {
 }
 
 impl RequestMetrics {
-    /// Counts a request of `kind` that started at `started` and is answered now.
-    pub fn record(&self, kind: CommandKind, started: Instant) {
-        self.latency[kind as usize].record_since(started);
+    /// Counts a request of `kind` that took `elapsed`.
+    pub fn record(&self, kind: CommandKind, elapsed: Duration) {
+        self.latency[kind as usize].record(elapsed);
     }
 
     /// Counts one error.
@@ -167,10 +167,14 @@ impl PendingRequests {
         self.0.push((kind, started));
     }
 
-    /// Records every pending request as answered now.
+    /// Records every pending request as answered now (one clock read for the whole batch).
     pub fn answered(&mut self, metrics: &RequestMetrics) {
+        if self.0.is_empty() {
+            return;
+        }
+        let now = Instant::now();
         for (kind, started) in self.0.drain(..) {
-            metrics.record(kind, started);
+            metrics.record(kind, now.saturating_duration_since(started));
         }
     }
 }
