@@ -105,7 +105,7 @@ start_server() {
             if [ "$mode" = always ]; then echo 'sync = "always"'; else echo 'sync = "100ms"'; fi
             if [ "$mode" = memory ] && [ "$MAX_MEMORY_SUPPORTED" = 1 ]; then echo 'max_memory_size = "8MiB"'; fi
         } >"$config"
-        SERVER_CMD="$LANNER_BIN --listen $ADDR --text-listen= --data-dir $DATA --config $config"
+        SERVER_CMD="$LANNER_BIN --listen $ADDR --text-listen= --admin-listen= --data-dir $DATA --config $config"
         ;;
     redis)
         ADDR=127.0.0.1:$REDIS_PORT PROTO=redis
@@ -165,7 +165,7 @@ probe_max_memory() {
     local dir=$OUT/data/probe
     mkdir -p "$dir"
     printf '[default]\nmax_memory_size = "8MiB"\n' >"$dir.toml"
-    "$LANNER_BIN" --listen 127.0.0.1:0 --text-listen= --data-dir "$dir" --config "$dir.toml" >"$OUT/logs/probe.log" 2>&1 &
+    "$LANNER_BIN" --listen 127.0.0.1:0 --text-listen= --admin-listen= --data-dir "$dir" --config "$dir.toml" >"$OUT/logs/probe.log" 2>&1 &
     local pid=$! deadline=$((SECONDS + 20))
     while alive "$pid" && ! grep -q 'lanner listening on' "$OUT/logs/probe.log" && [ $SECONDS -lt $deadline ]; do
         sleep 0.05

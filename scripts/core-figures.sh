@@ -16,7 +16,7 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 start_server() { # $1 = sync policy
   rm -rf "$work/data"
   printf '[default]\nsync = "%s"\n' "$1" >"$work/lanner.toml"
-  "$bin/lanner" --listen 127.0.0.1:0 --text-listen "" --data-dir "$work/data" --config "$work/lanner.toml" 2>"$work/log" &
+  "$bin/lanner" --listen 127.0.0.1:0 --text-listen "" --admin-listen "" --data-dir "$work/data" --config "$work/lanner.toml" 2>"$work/log" &
   server=$!
   for _ in $(seq 200); do
     addr=$(sed -n 's/.*lanner listening on \([0-9.:]*\).*/\1/p' "$work/log")

@@ -48,7 +48,7 @@ start() {
     mkdir -p "$dir"
     if [ "$name" = lanner ]; then
         printf '[default]\nsync = "%s"\n' "$sync" >"$dir.toml"
-        "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --data-dir "$dir" --config "$dir.toml" >"$dir.log" 2>&1 &
+        "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --admin-listen= --data-dir "$dir" --config "$dir.toml" >"$dir.log" 2>&1 &
         PID=$! ADDR=127.0.0.1:$LPORT PROTO=kestrel
         until grep -q 'lanner listening on' "$dir.log"; do alive "$PID" || exit 1; sleep 0.05; done
     else
@@ -131,7 +131,7 @@ valgrind_run() {
     printf '[default]\nsync = "100ms"\n' >"$dir.toml"
     local extra=(--dhat-out-file="$dir.dhat.json")
     [ "$tool" = callgrind ] && extra=(--callgrind-out-file="$dir.callgrind.out")
-    timeout 600 valgrind --tool="$tool" "${extra[@]}" "$LANNER_BIN" --listen "127.0.0.1:$VPORT" --text-listen= \
+    timeout 600 valgrind --tool="$tool" "${extra[@]}" "$LANNER_BIN" --listen "127.0.0.1:$VPORT" --text-listen= --admin-listen= \
         --data-dir "$dir" --config "$dir.toml" >"$dir.log" 2>&1 &
     local pid=$!
     PIDS+=("$pid")
@@ -156,7 +156,7 @@ if part recovery; then
     rm -rf "$dir"
     mkdir -p "$dir"
     printf '[default]\nsync = "100ms"\nmax_memory_size = "8MiB"\n' >"$dir.toml"
-    "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --data-dir "$dir" --config "$dir.toml" >"$dir-1.log" 2>&1 &
+    "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --admin-listen= --data-dir "$dir" --config "$dir.toml" >"$dir-1.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     until grep -q 'lanner listening on' "$dir-1.log"; do alive "$PID" || exit 1; sleep 0.05; done
@@ -165,7 +165,7 @@ if part recovery; then
     wait "$PID" 2>/dev/null || true
     du -sb "$dir" >"$OUT/recovery-disk.txt"
     { ls -l "$dir" | grep -v '\.journal$'; echo "$(find "$dir" -name '*.journal' | wc -l) journal segments"; } >>"$OUT/recovery-disk.txt"
-    "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --data-dir "$dir" --config "$dir.toml" >"$dir-2.log" 2>&1 &
+    "$LANNER_BIN" --listen "127.0.0.1:$LPORT" --text-listen= --admin-listen= --data-dir "$dir" --config "$dir.toml" >"$dir-2.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     until grep -q 'lanner listening on' "$dir-2.log"; do alive "$PID" || exit 1; sleep 0.01; done
@@ -181,7 +181,7 @@ if part idle; then
         rm -rf "$dir"
         mkdir -p "$dir"
         printf '[default]\nsync = "100ms"\n' >"$dir.toml"
-        timeout 600 valgrind --tool=dhat --dhat-out-file="$dir.dhat.json" "$LANNER_BIN" --listen "127.0.0.1:$VPORT" --text-listen= \
+        timeout 600 valgrind --tool=dhat --dhat-out-file="$dir.dhat.json" "$LANNER_BIN" --listen "127.0.0.1:$VPORT" --text-listen= --admin-listen= \
             --data-dir "$dir" --config "$dir.toml" >"$dir.log" 2>&1 &
         pid=$!
         PIDS+=("$pid")

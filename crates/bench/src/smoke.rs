@@ -27,7 +27,7 @@ pub fn run(server: &Path, seconds: f64) -> Result<()> {
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let command = format!(
-        "{} --listen {addr} --text-listen= --data-dir {}",
+        "{} --listen {addr} --text-listen= --admin-listen= --data-dir {}",
         server.display(),
         dir.path().display()
     );

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::error::{IoContext, JournalError};
 use crate::files;
+use crate::latency::timed_fsync;
 use crate::record::Record;
 use crate::replay::{self, Replay};
 use crate::segment::HEADER_LEN;
@@ -218,7 +219,7 @@ impl Journal {
         let Some((file, path)) = current else {
             return Ok(());
         };
-        file.sync_data()
+        timed_fsync(|| file.sync_data())
             .at(&path)
             .map_err(|cause| self.poison(&cause))?;
         Counters::bump(&self.counters.fsyncs);

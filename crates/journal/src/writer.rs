@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use crate::error::{IoContext, JournalError, io_error};
 use crate::files;
+use crate::latency::timed_fsync;
 use crate::record::Record;
 use crate::replay::Tail;
 use crate::segment::{self, HEADER_LEN, Header};
@@ -147,7 +148,7 @@ impl Writer {
     /// is fsynced before it is used.
     pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), WriteFailure> {
         let Some(old) = &self.file else { return Ok(()) };
-        old.sync_data()
+        timed_fsync(|| old.sync_data())
             .at(&self.path)
             .map_err(WriteFailure::fatal)?;
         Counters::bump(&counters.fsyncs);
@@ -279,7 +280,9 @@ impl Writer {
             }
         }
         len += self.write_chunk(&*file, temp, &mut buf)?;
-        file.sync_all().at(temp).map_err(WriteFailure::fatal)?;
+        timed_fsync(|| file.sync_all())
+            .at(temp)
+            .map_err(WriteFailure::fatal)?;
         Ok((file, len))
     }
 

@@ -285,6 +285,7 @@ impl Queue {
                 xid: None,
             }),
             TakeMode::Remove => state.pop_front().map(|item| {
+                state.counters.dequeued += 1;
                 seq = self.append(&Record::Remove);
                 Taken {
                     data: item.data,
@@ -329,6 +330,7 @@ impl Queue {
         if self.is_deleted() || !state.confirm(xid) {
             return 0;
         }
+        state.counters.dequeued += 1;
         let seq = self.append(&Record::ConfirmRemove { xid });
         self.compact_if_needed(&mut state);
         seq
@@ -485,6 +487,7 @@ impl Queue {
             waiters: self.waiters.load(Ordering::Relaxed) as u64,
             counters: state.counters,
             journal,
+            journal_poisoned: self.journal.is_poisoned(),
         }
     }
 
@@ -675,6 +678,8 @@ pub struct QueueStats {
     pub waiters: u64,
     pub counters: Counters,
     pub journal: JournalStats,
+    /// True after a journal write or fsync failed: the queue refuses writes until a restart.
+    pub journal_poisoned: bool,
 }
 
 /// Counts a blocking reader as a waiter for as long as it waits, however it stops.

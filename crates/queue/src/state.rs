@@ -24,6 +24,8 @@ struct OpenRead {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
     pub total_items: u64,
+    /// Items readers removed for good: plain gets and confirmed open reads.
+    pub dequeued: u64,
     pub expired_items: u64,
     pub discarded: u64,
     pub transactions: u64,

@@ -79,6 +79,26 @@ fn items_come_out_in_order_and_peek_leaves_them() {
 }
 
 #[test]
+fn dequeued_counts_removes_and_confirms_but_not_peeks_or_aborts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let queues = open(dir.path());
+    let queue = queues.get_or_create("q").expect("create");
+    for text in ["a", "b", "c", "d"] {
+        queue.put(data(text), 0).expect("put");
+    }
+    take(&queues, "q", TakeMode::Peek);
+    take(&queues, "q", TakeMode::Remove);
+    let confirmed = take(&queues, "q", TakeMode::Open).and_then(|t| t.xid);
+    queue.confirm(confirmed.expect("xid"));
+    let aborted = take(&queues, "q", TakeMode::Open).and_then(|t| t.xid);
+    queue.abort(&[aborted.expect("xid")]);
+    let stats = queue.stats();
+    assert_eq!(stats.counters.dequeued, 2);
+    assert_eq!(stats.items, 2);
+    assert!(!stats.journal_poisoned);
+}
+
+#[test]
 fn aborted_reads_return_to_the_head_in_their_original_order() {
     let dir = tempfile::tempdir().expect("tempdir");
     let queues = open(dir.path());

@@ -18,6 +18,9 @@ pub struct Args {
     /// Address for the text protocol, or "" to disable it [default: from the config file]
     #[arg(long, value_name = "ADDR:PORT")]
     pub text_listen: Option<String>,
+    /// Address for the admin HTTP port, or "" to disable it [default: from the config file]
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin_listen: Option<String>,
     /// Directory holding the journals [default: ./data]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -57,6 +60,9 @@ impl Args {
         }
         if let Some(text_listen) = &self.text_listen {
             config.server.text_listen.clone_from(text_listen);
+        }
+        if let Some(admin_listen) = &self.admin_listen {
+            config.server.admin_listen.clone_from(admin_listen);
         }
         if let Some(data_dir) = &self.data_dir {
             config.server.data_dir.clone_from(data_dir);

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Address of the text-protocol listener (Kestrel's port 2222); empty to disable it.
     pub text_listen: String,
+    /// Address of the admin HTTP port (dashboard, `/metrics`, health); empty to disable it.
+    pub admin_listen: String,
     /// Directory holding the journals; the server locks it exclusively.
     #[serde(serialize_with = "units::lossy_path::serialize")]
     pub data_dir: PathBuf,
@@ -156,6 +158,11 @@ impl ServerConfig {
         self.text_listen.parse().ok()
     }
 
+    /// The admin HTTP port's address, or `None` when it is disabled.
+    pub fn admin_listen_addr(&self) -> Option<SocketAddr> {
+        self.admin_listen.parse().ok()
+    }
+
     /// Where the server status is kept.
     pub fn status_path(&self) -> PathBuf {
         self.status_file
@@ -169,6 +176,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 22133)),
             text_listen: "127.0.0.1:2222".to_owned(),
+            admin_listen: "127.0.0.1:2223".to_owned(),
             data_dir: PathBuf::from("./data"),
             max_connections: 16384,
             max_open_transactions: 100,
@@ -448,6 +456,7 @@ impl Config {
                 self.server.text_listen
             ));
         }
+        self.check_admin_listen()?;
         if crate::status::Status::parse(&self.server.default_status).is_none() {
             return Err(format!(
                 "[server]: invalid default_status {:?}: write \"up\", \"writeavoid\", \"readonly\" or \"quiescent\"",
@@ -461,6 +470,22 @@ impl Config {
             crate::access::check_user(name, user)?;
         }
         Ok(())
+    }
+
+    /// `admin_listen` is an address or `""`, and never the memcache port: the admin port must
+    /// not be served on the data port.
+    fn check_admin_listen(&self) -> Result<(), String> {
+        let admin = &self.server.admin_listen;
+        match self.server.admin_listen_addr() {
+            None if admin.is_empty() => Ok(()),
+            None => Err(format!(
+                "[server]: invalid admin_listen {admin:?}: write an address such as \"127.0.0.1:2223\", or \"\" to disable"
+            )),
+            Some(address) if address == self.server.listen && address.port() != 0 => Err(format!(
+                "[server]: admin_listen {admin:?} is the memcache listen address; give the admin port its own"
+            )),
+            Some(_) => Ok(()),
+        }
     }
 
     /// An alias needs a valid name and at least one destination, and each destination must be a

@@ -11,6 +11,7 @@ use lanner_queue::{TakeMode, TakeOutcome};
 use tracing::debug;
 
 use crate::output::Output;
+use crate::request_metrics::{CommandKind, ErrorKind, PendingRequests};
 use crate::session::{Credentials, Monitor, Session, Step, Wait};
 use crate::shared::Shared;
 use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_and_discard};
@@ -28,6 +29,7 @@ pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
         out: Output::default(),
         session: Session::new(Arc::clone(&shared)),
         shared: Arc::clone(&shared),
+        pending: PendingRequests::default(),
     };
     if let Err(error) = connection.run().await {
         debug!(%error, "connection ended with an error");
@@ -41,6 +43,8 @@ struct Connection<S> {
     out: Output,
     session: Session,
     shared: Arc<Shared>,
+    /// Requests executed whose replies are not written yet (for the latency histograms).
+    pending: PendingRequests,
 }
 
 impl<S: ClientStream> Connection<S> {
@@ -63,6 +67,7 @@ impl<S: ClientStream> Connection<S> {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => return Ok(self.incomplete_request()),
                 Err(error) => {
+                    self.shared.stats.requests.count_error(ErrorKind::Protocol);
                     self.out.push(&error.reply);
                     match error.after {
                         AfterError::Skip(length) => self.socket.buf.advance(length),
@@ -72,6 +77,8 @@ impl<S: ClientStream> Connection<S> {
                 }
             };
             let frame = self.socket.buf.split_to(parsed.consumed).freeze();
+            self.pending
+                .start(CommandKind::of(&parsed.request), Instant::now());
             match self.session.execute(parsed.request, &frame, &mut self.out) {
                 Step::Continue if self.out.is_full() => self.flush().await?,
                 Step::Continue => {}
@@ -155,7 +162,9 @@ impl<S: ClientStream> Connection<S> {
 
     /// Commits the journal records the pending replies depend on, then writes the replies.
     async fn flush(&mut self) -> io::Result<()> {
-        self.socket.send(&mut self.out).await
+        let sent = self.socket.send(&mut self.out).await;
+        self.pending.answered(&self.shared.stats.requests);
+        sent
     }
 
     async fn abort_open_reads(&mut self) {

@@ -3,6 +3,7 @@
 //! (command semantics) -> queue (lanner-queue) -> journal (lanner-journal), and back.
 
 mod access;
+mod admin;
 mod alias;
 mod background;
 pub mod cli;
@@ -11,6 +12,7 @@ mod connection;
 mod open_reads;
 mod output;
 mod reload;
+mod request_metrics;
 pub mod server;
 mod session;
 mod shared;

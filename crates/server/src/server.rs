@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::access::{self, Users};
+use crate::admin::AdminServer;
 use crate::alias::Aliases;
 use crate::background::Background;
 use crate::config::{Config, TlsConfig};
@@ -35,7 +36,13 @@ use crate::tls::Tls;
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     access::refuse_unprotected_text_protocol(&config)?;
     let tls = config.server.tls.as_ref().map(Tls::load).transpose()?;
-    let shared = Arc::new(recover(config, config_path)?);
+    let admin = AdminServer::start(&config.server.admin_listen).await?;
+    // Off the async workers, so the admin port answers /healthz during a long replay.
+    let recovered = tokio::task::spawn_blocking(move || recover(config, config_path)).await;
+    let shared = Arc::new(recovered.context("journal recovery panicked")??);
+    if let Some(admin) = &admin {
+        admin.recovered(&shared);
+    }
     let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
@@ -82,6 +89,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
         .queues
         .sync_all()
         .context("final journal sync failed")?;
+    if let Some(admin) = admin {
+        admin.stop().await;
+    }
     info!("lanner stopped; journals flushed and fsynced");
     Ok(())
 }

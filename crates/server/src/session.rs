@@ -13,6 +13,7 @@ use crate::access::{ACCESS_DENIED, User, parse_credentials};
 use crate::open_reads::OpenReads;
 use crate::output::Output;
 use crate::reload::reload;
+use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::bump;
 use crate::status::Status;
@@ -220,7 +221,7 @@ impl Session {
                 for (queue, seq) in &put.commits {
                     out.commit_later(queue, *seq);
                 }
-                out.push(&error_reply(&error));
+                out.push(&self.queue_error(&error));
             }
         }
     }
@@ -268,7 +269,7 @@ impl Session {
         let queue = match self.shared.queues.get_or_create(&name) {
             Ok(queue) => queue,
             Err(error) => {
-                out.push(&error_reply(&error));
+                out.push(&self.queue_error(&error));
                 return Step::Continue;
             }
         };
@@ -336,10 +337,16 @@ impl Session {
                 remaining: max_items.unwrap_or(self.shared.server.max_open_transactions),
             }),
             Err(error) => {
-                out.push(&error_reply(&error));
+                out.push(&self.queue_error(&error));
                 Step::Continue
             }
         }
+    }
+
+    /// The reply for a failed queue operation, counted as a queue error.
+    fn queue_error(&self, error: &QueueError) -> Response {
+        self.shared.stats.requests.count_error(ErrorKind::Queue);
+        error_reply(error)
     }
 
     fn open_count(&self, name: &str) -> usize {
@@ -405,7 +412,7 @@ impl Session {
         self.open_reads.forget(name);
         match self.shared.queues.delete(name) {
             Ok(_) => out.push(&Response::Deleted),
-            Err(error) => out.push(&error_reply(&error)),
+            Err(error) => out.push(&self.queue_error(&error)),
         }
     }
 

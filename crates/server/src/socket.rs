@@ -13,6 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use crate::output::{CommitFailure, Output, Reply};
+use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
@@ -132,6 +133,9 @@ impl<S: ClientStream> ClientSocket<S> {
             return Ok(());
         }
         let failed = commit(out).await;
+        for _ in failed.iter().flatten() {
+            self.shared.stats.requests.count_error(ErrorKind::Journal);
+        }
         let bytes = out.finish(&failed);
         let written = bytes.len() as u64;
         // Flushing is free on TCP; TLS needs it to send the last record.

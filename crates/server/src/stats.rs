@@ -6,6 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use lanner_queue::{QueueCollection, QueueStats};
 
 use crate::alias::Aliases;
+use crate::request_metrics::RequestMetrics;
 
 /// Counters shared by every connection. Relaxed atomics: they are figures, not synchronisation.
 #[derive(Debug)]
@@ -20,6 +21,8 @@ pub struct ServerStats {
     pub get_misses: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Latency per command and errors per kind, for `/metrics`.
+    pub requests: RequestMetrics,
 }
 
 impl Default for ServerStats {
@@ -35,6 +38,7 @@ impl Default for ServerStats {
             get_misses: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            requests: RequestMetrics::default(),
         }
     }
 }
@@ -55,6 +59,11 @@ pub fn read(counter: &AtomicU64) -> u64 {
 }
 
 impl ServerStats {
+    /// Time since the server started.
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// The lines of a `stats` reply: the global figures, then each queue's and each alias's.
     pub fn report(&self, queues: &QueueCollection, aliases: &Aliases) -> Vec<(String, String)> {
         let per_queue: Vec<(String, QueueStats)> = queues

@@ -64,6 +64,7 @@ impl<S: ClientStream> TextConnection<S> {
                 Ok(Some(parsed)) => parsed,
                 Ok(None) => return Ok(Flow::Continue),
                 Err(error) => {
+                    self.session.count_protocol_error();
                     self.out.push(&error.reply);
                     match error.after {
                         AfterError::Skip(length) => self.socket.buf.advance(length),

@@ -193,7 +193,15 @@ fn spawn(
     let mut command = Command::new(lanner_binary());
     command
         // Several servers run at once: the text protocol's fixed default port would collide.
-        .args(["--text-listen", "", "--listen", listen, "--data-dir"])
+        .args([
+            "--text-listen",
+            "",
+            "--admin-listen",
+            "",
+            "--listen",
+            listen,
+            "--data-dir",
+        ])
         .arg(data_dir)
         .env("RUST_LOG", "warn,lanner_server::server=info")
         .env("NO_COLOR", "1")

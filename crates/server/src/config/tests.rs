@@ -94,6 +94,7 @@ fn every_key_parses() {
         [server]
         listen = "0.0.0.0:2000"
         text_listen = "0.0.0.0:2001"
+        admin_listen = "0.0.0.0:2003"
         data_dir = "/var/spool/lanner"
         max_open_transactions = 7
         max_connections = 3
@@ -124,6 +125,7 @@ fn every_key_parses() {
     let expected_server = ServerConfig {
         listen: "0.0.0.0:2000".parse().unwrap(),
         text_listen: "0.0.0.0:2001".to_owned(),
+        admin_listen: "0.0.0.0:2003".to_owned(),
         data_dir: PathBuf::from("/var/spool/lanner"),
         max_connections: 3,
         max_open_transactions: 7,
@@ -523,4 +525,25 @@ fn users_need_a_phc_hash_and_valid_patterns() {
         "[users.alice]\npassword_hash = \"{SECRET_HASH}\"\nwrite = [\"q\"]\n"
     ));
     assert!(message.contains("write"), "{message}");
+}
+
+#[test]
+fn admin_listen_must_be_an_address_or_empty_and_not_the_data_port() {
+    assert_eq!(
+        Config::default().server.admin_listen_addr(),
+        Some("127.0.0.1:2223".parse().unwrap())
+    );
+    assert_eq!(
+        parse("[server]\nadmin_listen = \"\"\n")
+            .unwrap()
+            .server
+            .admin_listen_addr(),
+        None
+    );
+    let message = invalid_error("[server]\nadmin_listen = \"port 2223\"\n");
+    assert!(message.contains("admin_listen"), "{message}");
+    let message = invalid_error(
+        "[server]\nlisten = \"127.0.0.1:22133\"\nadmin_listen = \"127.0.0.1:22133\"\n",
+    );
+    assert!(message.contains("memcache listen address"), "{message}");
 }

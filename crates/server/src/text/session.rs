@@ -71,6 +71,14 @@ impl TextSession {
         }
     }
 
+    /// Counts a request the decoder rejected.
+    pub fn count_protocol_error(&self) {
+        self.shared
+            .stats
+            .requests
+            .count_error(crate::request_metrics::ErrorKind::Protocol);
+    }
+
     /// Executes one request. `frame` holds the bytes the request was decoded from.
     pub fn execute(&mut self, request: TextRequest, frame: &Bytes, out: &mut TextOutput) -> Step {
         match request {

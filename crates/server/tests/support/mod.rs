@@ -24,6 +24,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The text-protocol listener's address, for a server started with one.
     pub text_addr: Option<SocketAddr>,
+    /// The admin HTTP port's address, for a server started with one.
+    pub admin_addr: Option<SocketAddr>,
     data_dir: PathBuf,
     config: Option<PathBuf>,
     _temp: Option<TempDir>,
@@ -80,6 +82,31 @@ impl Server {
         server
     }
 
+    /// Starts a server with a fresh data directory and the admin HTTP port on a free loopback
+    /// port (`--admin-listen 127.0.0.1:0`).
+    pub fn start_with_admin() -> Server {
+        let temp = TempDir::new().expect("temp dir");
+        let data_dir = temp.path().join("data");
+        let mut server =
+            Server::try_start_with(&data_dir, None, &["--admin-listen", "127.0.0.1:0"])
+                .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
+        server._temp = Some(temp);
+        let line = server.wait_for_log("lanner admin listening on ");
+        server.admin_addr = Some(
+            address_after(&line, "lanner admin listening on ")
+                .unwrap_or_else(|| panic!("no address in {line:?}")),
+        );
+        server
+    }
+
+    /// `GET path` on the admin port: the status code and the body.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(
+            self.admin_addr.expect("server started with the admin port"),
+            path,
+        )
+    }
+
     /// Starts a server on `data_dir`; waits until it listens (recovery done).
     pub fn start_in(data_dir: &Path, config: Option<&Path>) -> Server {
         Server::try_start_with(data_dir, config, &[])
@@ -103,6 +130,7 @@ impl Server {
             child,
             addr,
             text_addr: None,
+            admin_addr: None,
             data_dir: data_dir.to_owned(),
             config: config.map(Path::to_owned),
             _temp: None,
@@ -231,6 +259,10 @@ fn spawn(data_dir: &Path, config: Option<&Path>, args: &[&str]) -> Result<Spawne
         // Tests run many servers at once: the text protocol's fixed default port would collide.
         command.args(["--text-listen", ""]);
     }
+    if !args.contains(&"--admin-listen") {
+        // Likewise the admin port's.
+        command.args(["--admin-listen", ""]);
+    }
     if let Some(config) = config {
         command.arg("--config").arg(config);
     }
@@ -275,6 +307,49 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
 fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
     let rest = line.split(prefix).nth(1)?;
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A one-shot HTTP/1.1 `GET` (`Connection: close`): the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the admin port");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("read timeout");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {response:?}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status code in {head:?}"));
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (status, body)
+}
+
+/// The payload of a chunked HTTP body.
+fn dechunk(mut body: &str) -> String {
+    let mut payload = String::new();
+    loop {
+        let (size, rest) = body.split_once("\r\n").expect("chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("hex chunk size");
+        if size == 0 {
+            return payload;
+        }
+        payload.push_str(&rest[..size]);
+        body = &rest[size + 2..];
+    }
 }
 
 /// The bytes of `set <queue> 0 0 <len>\r\n<data>\r\n`.
