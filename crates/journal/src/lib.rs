@@ -11,6 +11,7 @@
 mod error;
 mod fault;
 mod files;
+pub mod inspect;
 mod journal;
 mod lock;
 mod record;
