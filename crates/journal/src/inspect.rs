@@ -294,6 +294,10 @@ mod tests {
         assert!(damage.reason.contains("checksum"), "{}", damage.reason);
         assert!(damage.intact_record_follows);
         assert_eq!(scan.records, 1);
-        assert_eq!(std::fs::read(&files[0].path).unwrap(), bytes, "nothing written");
+        assert_eq!(
+            std::fs::read(&files[0].path).unwrap(),
+            bytes,
+            "nothing written"
+        );
     }
 }
