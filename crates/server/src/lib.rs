@@ -9,6 +9,7 @@ pub mod config;
 mod connection;
 mod open_reads;
 mod output;
+mod recovery;
 mod reload;
 pub mod server;
 mod session;

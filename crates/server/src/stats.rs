@@ -20,6 +20,9 @@ pub struct ServerStats {
     pub get_misses: AtomicU64,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Connections that ended, and the reads they returned, once shutdown had begun.
+    pub closed_at_shutdown: AtomicU64,
+    pub returned_at_shutdown: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -35,6 +38,8 @@ impl Default for ServerStats {
             get_misses: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            closed_at_shutdown: AtomicU64::new(0),
+            returned_at_shutdown: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +60,15 @@ pub fn read(counter: &AtomicU64) -> u64 {
 }
 
 impl ServerStats {
+    /// A connection ended after returning `returned` open reads; tallied for the shutdown log
+    /// when the server is shutting down.
+    pub fn connection_ended(&self, shutting_down: bool, returned: usize) {
+        if shutting_down {
+            bump(&self.closed_at_shutdown);
+            add(&self.returned_at_shutdown, returned as u64);
+        }
+    }
+
     /// The lines of a `stats` reply: the global figures, then each queue's and each alias's.
     pub fn report(&self, queues: &QueueCollection, aliases: &Aliases) -> Vec<(String, String)> {
         let per_queue: Vec<(String, QueueStats)> = queues

@@ -92,6 +92,7 @@ impl Server {
         loop {
             let Ok(line) = log.recv_timeout(PATIENCE) else {
                 drop(child.kill());
+                drop(child.wait());
                 panic!("lanner did not start:\n{}", seen.join("\n"));
             };
             if let Some(addr) = address_after(&line, "lanner listening on ") {
