@@ -75,7 +75,15 @@ fn kind(record: &Record) -> (&'static str, Option<u32>) {
     }
 }
 
-fn dump_line(file: &str, offset: u64, len: u64, record: &Record, json: bool) -> String {
+/// One record of `dump`; `width` is that of the longest file name, to align the columns.
+fn dump_line(
+    file: &str,
+    width: usize,
+    offset: u64,
+    len: u64,
+    record: &Record,
+    json: bool,
+) -> String {
     let (kind, xid) = kind(record);
     if json {
         let mut value = json!({"file": file, "offset": offset, "kind": kind, "length": len});
@@ -112,16 +120,21 @@ fn dump_line(file: &str, offset: u64, len: u64, record: &Record, json: bool) -> 
         }
         _ => xid.map(|xid| format!("xid={xid}")).unwrap_or_default(),
     };
-    format!("{file} {offset:>10} {kind:<16} {len:>8} {detail}")
+    format!("{file:<width$} {offset:>10} {kind:<16} {len:>8} {detail}")
 }
 
 fn dump(dir: &Path, queue: &str, json: bool) -> anyhow::Result<ExitCode> {
     let files = files_of(dir, queue)?;
     let mut out = std::io::stdout().lock();
+    let width = files
+        .iter()
+        .map(|file| file_name(file).len())
+        .max()
+        .unwrap_or(0);
     if !json {
         writeln!(
             out,
-            "{:<38} {:>10} {:<16} {:>8} detail",
+            "{:<width$} {:>10} {:<16} {:>8} detail",
             "file", "offset", "kind", "length"
         )?;
     }
@@ -131,7 +144,11 @@ fn dump(dir: &Path, queue: &str, json: bool) -> anyhow::Result<ExitCode> {
         let mut failed_write = None;
         let scan = inspect::scan_segment(file, u64::MAX, &mut |offset, len, record| {
             if failed_write.is_none()
-                && let Err(error) = writeln!(out, "{}", dump_line(&name, offset, len, record, json))
+                && let Err(error) = writeln!(
+                    out,
+                    "{}",
+                    dump_line(&name, width, offset, len, record, json)
+                )
             {
                 failed_write = Some(error);
             }
@@ -147,7 +164,7 @@ fn dump(dir: &Path, queue: &str, json: bool) -> anyhow::Result<ExitCode> {
             } else {
                 writeln!(
                     out,
-                    "{name} {:>10} DAMAGE: {}",
+                    "{name:<width$} {:>10} DAMAGE: {}",
                     damage.offset, damage.reason
                 )?;
             }
