@@ -165,7 +165,7 @@ fn log_recovery(recovered: &[RecoveredQueue], elapsed: Duration) {
                 "journal truncated at a damaged record"
             );
         }
-        info!(queue = %queue.name, items = queue.items, bytes = queue.bytes, segments = queue.replay.segments, "recovered queue");
+        info!(queue = %queue.name, items = queue.items, bytes = queue.bytes, segments = queue.replay.segments, journal_bytes = queue.replay.bytes, "recovered queue");
     }
     info!(
         queues = recovered.len(),
