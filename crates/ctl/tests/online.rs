@@ -160,6 +160,10 @@ fn reload_flush_and_delete() {
     server.ctl_input(&["put", "gone"], b"1\n2\n");
     assert_eq!(success(&server.ctl(&["flush", "gone"])), "flushed gone\n");
     assert_eq!(
+        json(&server.ctl(&["--json", "flush", "gone"])),
+        serde_json::json!({"queue": "gone", "flushed": true})
+    );
+    assert_eq!(
         json(&server.ctl(&["--json", "dump-stats", "gone"]))["gone"]["items"],
         0
     );
