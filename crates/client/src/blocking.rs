@@ -27,7 +27,8 @@ use tokio::runtime::Runtime;
 use crate::client::ServerStatus;
 use crate::config::ClientBuilder;
 use crate::error::{Error, Result};
-use crate::stats::ServerStats;
+use crate::response::AdminReply;
+use crate::stats::{ServerReply, ServerStats};
 
 /// The blocking twin of [`crate::Client`]; cheap to clone and usable from many threads.
 #[derive(Clone, Debug)]
@@ -119,6 +120,11 @@ impl Client {
     /// See [`crate::Client::stats`].
     pub fn stats(&self) -> Vec<ServerStats> {
         self.run(self.inner.stats())
+    }
+
+    /// See [`crate::Client::admin`].
+    pub fn admin(&self, command: &str, reply: AdminReply) -> Vec<ServerReply> {
+        self.run(self.inner.admin(command, reply))
     }
 
     /// See [`crate::Client::servers`].

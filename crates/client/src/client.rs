@@ -7,13 +7,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinSet;
 
-use crate::command::{GetOptions, validate_queue};
+use crate::command::{GetOptions, validate_admin, validate_queue};
 use crate::config::{ClientBuilder, Distribution, Settings};
 use crate::error::{Error, Result};
 use crate::ketama::Continuum;
 use crate::pool::{Pooled, Server};
 use crate::reliable::{MonitorBatch, ReliableItem};
-use crate::stats::{ServerStats, Stats};
+use crate::response::AdminReply;
+use crate::stats::{ServerReply, ServerStats, Stats};
 
 /// A client for one or more Kestrel-compatible servers.
 ///
@@ -212,6 +213,27 @@ impl Client {
             all.push(ServerStats {
                 server: server.address().to_owned(),
                 stats,
+            });
+        }
+        all
+    }
+
+    /// Sends an admin command line (such as `dump_stats q`, `status readonly`, `reload`) to
+    /// every server, in configuration order, and returns each one's reply lines; `reply` says
+    /// how the reply ends. An error line from the server is an error of that server.
+    pub async fn admin(&self, command: &str, reply: AdminReply) -> Vec<ServerReply> {
+        let mut all = Vec::with_capacity(self.inner.servers.len());
+        for server in &self.inner.servers {
+            let lines = match validate_admin(command) {
+                Ok(()) => match server.checkout().await {
+                    Ok(mut connection) => connection.admin(command, reply).await,
+                    Err(error) => Err(error),
+                },
+                Err(error) => Err(error),
+            };
+            all.push(ServerReply {
+                server: server.address().to_owned(),
+                lines,
             });
         }
         all

@@ -94,6 +94,22 @@ pub(crate) fn delete(out: &mut Vec<u8>, queue: &str) {
     line(out, format_args!("delete {queue}"));
 }
 
+/// Any command line the caller checked (see [`validate_admin`]), then `\r\n`.
+pub(crate) fn raw(out: &mut Vec<u8>, command: &str) {
+    line(out, format_args!("{command}"));
+}
+
+/// Rejects an admin command line that is empty or holds a control character (a line end
+/// would smuggle in a second request).
+pub(crate) fn validate_admin(command: &str) -> Result<()> {
+    if command.trim().is_empty() || command.contains(char::is_control) {
+        return Err(Error::InvalidConfig(format!(
+            "not a single command line: {command:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// `stats\r\n`
 pub(crate) fn stats(out: &mut Vec<u8>) {
     out.extend_from_slice(b"stats\r\n");
@@ -180,5 +196,17 @@ mod tests {
         assert_eq!(encoded(|out| flush(out, "q")), "flush q\r\n");
         assert_eq!(encoded(|out| delete(out, "q")), "delete q\r\n");
         assert_eq!(encoded(stats), "stats\r\n");
+        assert_eq!(
+            encoded(|out| raw(out, "dump_stats a b")),
+            "dump_stats a b\r\n"
+        );
+    }
+
+    #[test]
+    fn admin_lines_must_be_one_line() {
+        assert!(validate_admin("status readonly").is_ok());
+        for bad in ["", "  ", "status\r\nshutdown", "a\tb"] {
+            assert!(validate_admin(bad).is_err(), "{bad:?}");
+        }
     }
 }

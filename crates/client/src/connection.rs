@@ -13,7 +13,7 @@ use crate::command::{self, GetOptions};
 use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::health::Health;
-use crate::response::{self, Reply};
+use crate::response::{self, AdminReply, Reply};
 
 /// Pipelined `set`s are written in pieces of about this size while replies are read.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -253,6 +253,70 @@ impl Connection {
             (Reply::Stats(stats), _) => self.done(stats),
             (Reply::End, _) => self.done(Vec::new()),
             (other, _) => Err(self.unexpected(other, "stats")),
+        }
+    }
+
+    /// A raw admin command line (without its line end) and its reply lines.
+    pub(crate) async fn admin(&mut self, command: &str, shape: AdminReply) -> Result<Vec<String>> {
+        self.write_buf.clear();
+        command::raw(&mut self.write_buf, command);
+        self.clean = false;
+        let server = Arc::clone(&self.server);
+        let written = timed(
+            self.response_timeout,
+            &server,
+            self.stream.write_all(&self.write_buf),
+        )
+        .await
+        .and_then(|result| result.map_err(|source| lost(&server, source)));
+        if let Err(error) = written {
+            return Err(self.failed(error));
+        }
+        loop {
+            match response::parse_admin(&self.read_buf, shape) {
+                Ok(Some((lines, used))) => {
+                    let _ = self.read_buf.split_to(used);
+                    return match lines {
+                        Ok(lines) => self.done(lines),
+                        Err(reply) => Err(self.unexpected(reply, command)),
+                    };
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    let error = Error::Protocol {
+                        server: server.to_string(),
+                        message: error.0,
+                    };
+                    return Err(self.failed(error));
+                }
+            }
+            if let Err(error) = self.read_more(&server).await {
+                return Err(self.failed(error));
+            }
+        }
+    }
+
+    /// Reads whatever the server sends next into `read_buf`, within the response timeout.
+    async fn read_more(&mut self, server: &Arc<str>) -> Result<()> {
+        if self.read_buf.capacity() - self.read_buf.len() < 4096 {
+            self.read_buf.reserve(16 * 1024);
+        }
+        match timed(
+            self.response_timeout,
+            server,
+            self.stream.read_buf(&mut self.read_buf),
+        )
+        .await?
+        {
+            Ok(0) => Err(lost(
+                server,
+                io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server closed the connection",
+                ),
+            )),
+            Ok(_) => Ok(()),
+            Err(source) => Err(lost(server, source)),
         }
     }
 

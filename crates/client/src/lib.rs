@@ -4,7 +4,7 @@
 //! * [`Client`]: async, on tokio. [`blocking::Client`] wraps it for synchronous code.
 //! * Plain operations: [`Client::put`], [`Client::put_many`] (pipelined), [`Client::get`]
 //!   (optionally blocking), [`Client::peek`], [`Client::flush`], [`Client::delete`],
-//!   [`Client::stats`].
+//!   [`Client::stats`], and any admin command with [`Client::admin`].
 //! * Reliable reads: [`Client::open`] returns a [`ReliableItem`] that must be confirmed or
 //!   aborted on the connection that opened it (dropping it aborts it); [`Client::monitor`]
 //!   returns a [`MonitorBatch`] of them.
@@ -61,4 +61,5 @@ pub use client::{Client, ServerStatus};
 pub use config::{ClientBuilder, Distribution};
 pub use error::{Error, Result};
 pub use reliable::{MonitorBatch, ReliableItem};
-pub use stats::{ServerStats, Stats};
+pub use response::AdminReply;
+pub use stats::{ServerReply, ServerStats, Stats};

@@ -113,6 +113,50 @@ pub(crate) fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ParseError> {
     Ok(Some((reply, pos)))
 }
 
+/// How the reply to an admin command ([`crate::Client::admin`]) ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminReply {
+    /// One line (`status`, `reload`, `version`, ...).
+    Line,
+    /// Lines up to `END`, which is not part of the reply (`dump_stats`, `dump_config`, `status
+    /// <name>`, whose reply is a bare `END`).
+    UntilEnd,
+}
+
+/// What an admin reply held: its lines, or the error line the server answered with.
+pub(crate) type AdminLines = Result<Vec<String>, Reply>;
+
+/// Parses an admin reply of the given shape from the start of `buf`, like [`parse`]: `Ok(None)`
+/// while incomplete. A first line of `ERROR`, `CLIENT_ERROR` or `SERVER_ERROR` is the reply.
+pub(crate) fn parse_admin(
+    buf: &[u8],
+    shape: AdminReply,
+) -> Result<Option<(AdminLines, usize)>, ParseError> {
+    let mut lines = Vec::new();
+    let mut pos = 0;
+    loop {
+        let Some((text, after)) = line(buf, pos)? else {
+            return Ok(None);
+        };
+        pos = after;
+        if lines.is_empty() {
+            if text == b"ERROR" {
+                return Ok(Some((Err(Reply::Error), pos)));
+            }
+            if let Some(error) = error_line(text) {
+                return Ok(Some((Err(error), pos)));
+            }
+        }
+        if shape == AdminReply::UntilEnd && text == b"END" {
+            return Ok(Some((Ok(lines), pos)));
+        }
+        lines.push(String::from_utf8_lossy(text).into_owned());
+        if shape == AdminReply::Line {
+            return Ok(Some((Ok(lines), pos)));
+        }
+    }
+}
+
 /// The line starting at `start` without its `\n` or `\r\n`, and where the next line starts.
 fn line(buf: &[u8], start: usize) -> Result<Option<(&[u8], usize)>, ParseError> {
     let rest = buf.get(start..).unwrap_or_default();
@@ -331,6 +375,40 @@ mod tests {
         }
         assert!(parse(b"VALUE q 0 99999999999999999999999\r\n").is_err());
         assert!(parse(format!("VALUE q 0 {}\r\n", MAX_VALUE + 1).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn admin_replies() {
+        let one = parse_admin(b"UP\r\nrest", AdminReply::Line)
+            .unwrap()
+            .unwrap();
+        assert_eq!(one, (Ok(vec!["UP".to_owned()]), 4));
+        let dump = b"queue 'q' {\r\n  items=1\r\n}\r\nEND\r\n";
+        let (lines, used) = parse_admin(dump, AdminReply::UntilEnd).unwrap().unwrap();
+        assert_eq!(
+            lines,
+            Ok(vec!["queue 'q' {".into(), "  items=1".into(), "}".into()])
+        );
+        assert_eq!(used, dump.len());
+        assert_eq!(
+            parse_admin(b"END\r\n", AdminReply::UntilEnd).unwrap(),
+            Some((Ok(vec![]), 5))
+        );
+        assert_eq!(
+            parse_admin(b"CLIENT_ERROR unknown status\r\n", AdminReply::UntilEnd).unwrap(),
+            Some((Err(Reply::ClientError("unknown status".into())), 29))
+        );
+        assert_eq!(
+            parse_admin(b"ERROR\r\n", AdminReply::Line)
+                .unwrap()
+                .unwrap()
+                .0,
+            Err(Reply::Error)
+        );
+        assert_eq!(
+            parse_admin(b"queue 'q' {\r\n", AdminReply::UntilEnd),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -57,6 +57,15 @@ pub struct ServerStats {
     pub stats: Result<Stats, Error>,
 }
 
+/// One server's reply to an admin command, or why it could not be had.
+#[derive(Debug)]
+pub struct ServerReply {
+    /// The server's address, as configured.
+    pub server: String,
+    /// The reply's lines (without the final `END`).
+    pub lines: Result<Vec<String>, Error>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

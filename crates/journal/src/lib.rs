@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 mod error;
 mod files;
+pub mod inspect;
 mod journal;
 mod latency;
 mod lock;

@@ -206,7 +206,7 @@ fn replay_segment(
     }
 }
 
-enum ReadError {
+pub(crate) enum ReadError {
     Io(io::Error),
     Bad(DecodeError),
 }
@@ -225,7 +225,7 @@ impl From<DecodeError> for ReadError {
 
 /// Reads the next record, given the bytes left in the file; `None` at a clean end.
 /// The length field is checked against `max` and `available` before the content is allocated.
-fn read_record(
+pub(crate) fn read_record(
     reader: &mut impl Read,
     available: u64,
     max: u64,

@@ -27,6 +27,34 @@ pub struct RecoveredQueue {
     pub replay: Replay,
 }
 
+/// How far startup recovery has come.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryProgress {
+    /// Queues replayed completely, of `queues_total`.
+    pub queues_done: usize,
+    pub queues_total: usize,
+    /// Items in the queues replayed completely.
+    pub items: u64,
+    /// Journal records replayed so far.
+    pub records: u64,
+    /// Journal bytes replayed so far, of about `bytes_total` (the segment files' sizes at the
+    /// start; superseded segments are counted but skipped, so the end may come early).
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+/// Bytes of the journal segment files of `queues`.
+fn journal_bytes(dir: &Path, queues: &[String]) -> Result<u64, QueueError> {
+    let mut total = 0;
+    for queue in queues {
+        total += lanner_journal::inspect::segment_files(dir, queue)?
+            .iter()
+            .map(|file| file.len)
+            .sum::<u64>();
+    }
+    Ok(total)
+}
+
 /// The result of a put through the collection: the master queue's answer, and every queue
 /// (master and fanout children) with the journal position to commit before replying.
 pub struct FanoutPut {
@@ -90,7 +118,7 @@ impl QueueCollection {
         resolve_options: OptionsResolver,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
-        Self::open_on(Arc::new(FsStorage), dir, resolve_options, clock)
+        Self::open_with_progress(dir, resolve_options, clock, &mut |_| {})
     }
 
     /// [`QueueCollection::open`] with the journals on `storage` (a simulated disk in tests).
@@ -101,13 +129,50 @@ impl QueueCollection {
         resolve_options: OptionsResolver,
         clock: Arc<dyn Clock>,
     ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
+        Self::recover(storage, dir, resolve_options, clock, &mut |_| {})
+    }
+
+    /// [`QueueCollection::open`], telling `progress` how far recovery is after every replayed
+    /// record and after every queue (the caller decides how often to report it).
+    pub fn open_with_progress(
+        dir: &Path,
+        resolve_options: OptionsResolver,
+        clock: Arc<dyn Clock>,
+        progress: &mut dyn FnMut(&RecoveryProgress),
+    ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
+        Self::recover(Arc::new(FsStorage), dir, resolve_options, clock, progress)
+    }
+
+    fn recover(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        resolve_options: OptionsResolver,
+        clock: Arc<dyn Clock>,
+        progress: &mut dyn FnMut(&RecoveryProgress),
+    ) -> Result<(Self, Vec<RecoveredQueue>), QueueError> {
         let lock = lock_dir(dir)?;
         let mut registry = Registry::default();
         let mut recovered = Vec::new();
-        for name in list_queues(&*storage, dir)? {
+        let names = list_queues(&*storage, dir)?;
+        let mut done = RecoveryProgress {
+            queues_total: names.len(),
+            // Only a figure for the progress log: the journals' own replay reports real errors,
+            // and a simulated disk has no files to measure.
+            bytes_total: journal_bytes(dir, &names).unwrap_or(0),
+            ..RecoveryProgress::default()
+        };
+        for name in names {
             let options = options_on(&storage, resolve_options(&name));
-            let (queue, replay) = Queue::open(dir, &name, options, Arc::clone(&clock))?;
+            let (queue, replay) =
+                Queue::open(dir, &name, options, Arc::clone(&clock), &mut |bytes| {
+                    done.records += 1;
+                    done.bytes_done += bytes;
+                    progress(&done);
+                })?;
             let stats = queue.stats();
+            done.queues_done += 1;
+            done.items += stats.items;
+            progress(&done);
             recovered.push(RecoveredQueue {
                 name: name.clone(),
                 items: stats.items,
@@ -156,7 +221,13 @@ impl QueueCollection {
                 return Ok(Arc::clone(queue));
             }
             let options = options_on(&self.storage, (self.resolve_options)(name));
-            let (queue, _) = Queue::open(&self.dir, name, options, Arc::clone(&self.clock))?;
+            let (queue, _) = Queue::open(
+                &self.dir,
+                name,
+                options,
+                Arc::clone(&self.clock),
+                &mut |_| {},
+            )?;
             let queue = Arc::new(queue);
             registry.insert(Arc::clone(&queue));
             queue

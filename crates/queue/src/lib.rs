@@ -16,7 +16,9 @@ mod spill;
 mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use collection::{FanoutPut, OptionsResolver, QueueCollection, RecoveredQueue};
+pub use collection::{
+    FanoutPut, OptionsResolver, QueueCollection, RecoveredQueue, RecoveryProgress,
+};
 pub use error::QueueError;
 pub use item::{Item, NEVER, expiry_from_exptime};
 pub use lanner_journal::Seq;

@@ -130,17 +130,20 @@ pub struct Queue {
 impl Queue {
     /// Opens the queue `name` in `dir`, replaying its journal. Reads left open by the previous
     /// run go back to the head of the queue in their original order (spec d.4).
+    /// `on_record` is told the on-disk size of each replayed record (recovery progress).
     pub(crate) fn open(
         dir: &Path,
         name: &str,
         options: QueueOptions,
         clock: Arc<dyn Clock>,
+        on_record: &mut dyn FnMut(u64),
     ) -> Result<(Self, Replay), QueueError> {
         let spill_path = dir.join(format!("{name}.spill"));
         let mut state = QueueState::new(Backlog::new(options.max_memory_size, spill_path));
         let keep_journal = options.keep_journal;
         let (journal, replay) =
             Journal::open_with(dir, name, options.journal.clone(), &mut |record| {
+                on_record(record.encoded_len());
                 if keep_journal {
                     state.apply(record);
                 }

@@ -11,6 +11,7 @@ pub mod config;
 mod connection;
 mod open_reads;
 mod output;
+mod recovery;
 mod reload;
 mod request_metrics;
 pub mod server;

@@ -97,13 +97,16 @@ impl OpenReads {
     }
 
     /// Aborts every open read; the items go back to the head of their queues in their original
-    /// order (Part 0 #5).
-    pub fn abort_all<R: Reply>(&mut self, out: &mut Output<R>) {
+    /// order (Part 0 #5). Returns how many there were.
+    pub fn abort_all<R: Reply>(&mut self, out: &mut Output<R>) -> usize {
+        let mut returned = 0;
         for (_, reads) in self.by_queue.drain() {
             let xids: Vec<u32> = reads.xids.into_iter().collect();
+            returned += xids.len();
             let seq = reads.queue.abort(&xids);
             out.commit_later(&reads.queue, seq);
         }
+        returned
     }
 
     /// Forgets the reads open on `name` without touching the queue (it is being deleted).

@@ -11,6 +11,7 @@ use arc_swap::ArcSwap;
 use lanner_journal::JournalOptions;
 use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,9 +23,10 @@ use crate::alias::Aliases;
 use crate::background::Background;
 use crate::config::{Config, TlsConfig};
 use crate::connection;
+use crate::recovery::RecoveryLog;
 use crate::reload::reload;
 use crate::shared::Shared;
-use crate::stats::ServerStats;
+use crate::stats::{ServerStats, read};
 use crate::status::{ServerStatus, Status};
 use crate::text;
 use crate::tls::Tls;
@@ -43,6 +45,9 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     if let Some(admin) = &admin {
         admin.recovered(&shared);
     }
+    // Before anything listens: a SIGTERM right after the port accepts must stop the server
+    // gracefully, not kill it.
+    let signals = Signals::install()?;
     let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
@@ -62,7 +67,8 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     }
     let background = Background::start(Arc::clone(&shared))?;
     let connections = TaskTracker::new();
-    tokio::spawn(stop_on_signal(shared.shutdown.clone()));
+    notify_systemd(sd_notify::NotifyState::Ready);
+    tokio::spawn(stop_on_signal(shared.shutdown.clone(), signals));
     tokio::spawn(reload_on_sighup(Arc::clone(&shared)));
     let text_accepted = async {
         if let Some(text_listener) = &text_listener {
@@ -83,8 +89,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     drop(listener);
     drop(text_listener);
     drop(tls_listener);
+    notify_systemd(sd_notify::NotifyState::Stopping);
     drain(&shared, &connections).await;
+    let closed = read(&shared.stats.closed_at_shutdown);
+    let returned = read(&shared.stats.returned_at_shutdown);
     background.stop();
+    let journals = shared.queues.queues().len();
     shared
         .queues
         .sync_all()
@@ -92,7 +102,12 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     if let Some(admin) = admin {
         admin.stop().await;
     }
-    info!("lanner stopped; journals flushed and fsynced");
+    info!(
+        connections_closed = closed,
+        open_reads_returned = returned,
+        journals_synced = journals,
+        "lanner stopped: {closed} connections closed, {returned} open reads returned, {journals} journals flushed and fsynced"
+    );
     Ok(())
 }
 
@@ -103,8 +118,14 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
     let live_config = Arc::new(ArcSwap::from_pointee(config.clone()));
     let resolver_config = Arc::clone(&live_config);
     let resolve = Box::new(move |name: &str| queue_options(&resolver_config.load(), name));
-    let (queues, recovered) = QueueCollection::open(&data_dir, resolve, Arc::new(SystemClock))
-        .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
+    let mut progress = RecoveryLog::new();
+    let (queues, recovered) = QueueCollection::open_with_progress(
+        &data_dir,
+        resolve,
+        Arc::new(SystemClock),
+        &mut |done| progress.observe(done),
+    )
+    .with_context(|| format!("cannot open data directory {}", data_dir.display()))?;
     log_recovery(&recovered, started.elapsed());
     create_configured_fanout_children(&config, &queues)?;
     let limits = lanner_proto::Limits {
@@ -175,7 +196,7 @@ fn log_recovery(recovered: &[RecoveredQueue], elapsed: Duration) {
                 "journal truncated at a damaged record"
             );
         }
-        info!(queue = %queue.name, items = queue.items, bytes = queue.bytes, segments = queue.replay.segments, "recovered queue");
+        info!(queue = %queue.name, items = queue.items, bytes = queue.bytes, segments = queue.replay.segments, journal_bytes = queue.replay.bytes, "recovered queue");
     }
     info!(
         queues = recovered.len(),
@@ -297,6 +318,14 @@ async fn drain(shared: &Shared, connections: &TaskTracker) {
     }
 }
 
+/// Tells systemd (`Type=notify`) about a state change; nothing happens without
+/// `NOTIFY_SOCKET`, and a failure only costs the notification.
+fn notify_systemd(state: sd_notify::NotifyState<'_>) {
+    if let Err(error) = sd_notify::notify(false, &[state]) {
+        warn!(%error, "cannot notify systemd");
+    }
+}
+
 /// Reloads queue and alias settings on every SIGHUP.
 async fn reload_on_sighup(shared: Arc<Shared>) {
     let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -314,18 +343,25 @@ async fn reload_on_sighup(shared: Arc<Shared>) {
     }
 }
 
-async fn stop_on_signal(shutdown: CancellationToken) {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                warn!(%error, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+/// The signals that stop the server, registered up front.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            interrupt: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+        })
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken, mut signals: Signals) {
     let signal = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = signals.terminate.recv() => "SIGTERM",
+        _ = signals.interrupt.recv() => "SIGINT",
         () = shutdown.cancelled() => return,
     };
     // Stop first, log second: logging to a closed stderr must not keep the server running.

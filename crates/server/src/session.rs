@@ -208,7 +208,9 @@ impl Session {
     /// Aborts every open read of this connection; their items go back to the head of their
     /// queues in their original order (Part 0 #5).
     pub fn abort_all(&mut self, out: &mut Output) {
-        self.open_reads.abort_all(out);
+        let returned = self.open_reads.abort_all(out);
+        let shutting_down = self.shared.shutdown.is_cancelled();
+        self.shared.stats.connection_ended(shutting_down, returned);
     }
 
     /// `set`: `STORED` once the item (for an alias: every destination's copy) is committed.

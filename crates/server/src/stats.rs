@@ -23,6 +23,9 @@ pub struct ServerStats {
     pub bytes_written: AtomicU64,
     /// Latency per command and errors per kind, for `/metrics`.
     pub requests: RequestMetrics,
+    /// Connections that ended, and the reads they returned, once shutdown had begun.
+    pub closed_at_shutdown: AtomicU64,
+    pub returned_at_shutdown: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -39,6 +42,8 @@ impl Default for ServerStats {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             requests: RequestMetrics::default(),
+            closed_at_shutdown: AtomicU64::new(0),
+            returned_at_shutdown: AtomicU64::new(0),
         }
     }
 }
@@ -62,6 +67,15 @@ impl ServerStats {
     /// Time since the server started.
     pub fn uptime(&self) -> std::time::Duration {
         self.started.elapsed()
+    }
+
+    /// A connection ended after returning `returned` open reads; tallied for the shutdown log
+    /// when the server is shutting down.
+    pub fn connection_ended(&self, shutting_down: bool, returned: usize) {
+        if shutting_down {
+            bump(&self.closed_at_shutdown);
+            add(&self.returned_at_shutdown, returned as u64);
+        }
     }
 
     /// The lines of a `stats` reply: the global figures, then each queue's and each alias's.

@@ -279,7 +279,14 @@ fn a_non_loopback_memcache_listener_without_users_is_warned_about() {
     // nothing connects to it.
     let temp = tempfile::TempDir::new().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lanner"))
-        .args(["--listen", "0.0.0.0:0", "--text-listen", ""])
+        .args([
+            "--listen",
+            "0.0.0.0:0",
+            "--text-listen",
+            "",
+            "--admin-listen",
+            "",
+        ])
         .arg("--data-dir")
         .arg(temp.path().join("data"))
         .env("RUST_LOG", "info")

@@ -155,7 +155,9 @@ impl TextSession {
     /// Aborts every open read of this connection (it is ending); their items go back to the
     /// head of their queues in their original order.
     pub fn abort_all(&mut self, out: &mut TextOutput) {
-        self.open_reads.abort_all(out);
+        let returned = self.open_reads.abort_all(out);
+        let shutting_down = self.shared.shutdown.is_cancelled();
+        self.shared.stats.connection_ended(shutting_down, returned);
     }
 
     /// `put`: adds the items in order and answers how many were stored, stopping at the first
