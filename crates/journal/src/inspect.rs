@@ -80,8 +80,8 @@ pub fn scan_segment(
     visit: &mut dyn FnMut(u64, u64, &Record),
 ) -> Result<SegmentScan, JournalError> {
     let path = &file.path;
-    let mut handle = File::open(path).at(path)?;
-    let header = segment::read_header_bytes(&mut handle, path)?;
+    let handle = File::open(path).at(path)?;
+    let header = segment::read_header_bytes(&handle, path)?;
     let snapshot = match Header::check(&header, file.number) {
         HeaderCheck::Valid(header) => header.snapshot,
         HeaderCheck::Version(version) => {
