@@ -46,7 +46,7 @@ impl Connection {
                 return self.flush().await;
             }
             self.flush().await?;
-            if !self.socket.read_more().await? {
+            if !self.socket.read_more::<Response>().await? {
                 return Ok(());
             }
         }

@@ -10,6 +10,7 @@ mod connection;
 mod open_reads;
 mod output;
 mod reload;
+mod request_memory;
 pub mod server;
 mod session;
 mod shared;

@@ -20,6 +20,9 @@ pub trait Reply {
 
     /// The reply sent instead of one whose journal records could not be committed.
     fn journal_failed() -> Self;
+
+    /// The reply to a connection closed for `max_buffered_request_bytes`.
+    fn out_of_request_memory() -> Self;
 }
 
 impl Reply for Response {
@@ -30,6 +33,10 @@ impl Reply for Response {
     fn journal_failed() -> Self {
         Response::ServerError("journal write failed".to_owned())
     }
+
+    fn out_of_request_memory() -> Self {
+        Response::ServerError("out of memory for requests".to_owned())
+    }
 }
 
 impl Reply for TextReply {
@@ -39,6 +46,10 @@ impl Reply for TextReply {
 
     fn journal_failed() -> Self {
         TextReply::Error("Journal write failed.".to_owned())
+    }
+
+    fn out_of_request_memory() -> Self {
+        TextReply::Error("Out of memory for requests.".to_owned())
     }
 }
 

@@ -32,6 +32,8 @@ pub struct Shared {
     pub status: ServerStatus,
     /// One permit per connection being served (`max_connections`).
     pub connection_slots: Arc<Semaphore>,
+    /// Request bytes buffered by all connections (`max_buffered_request_bytes`).
+    pub request_memory: Arc<crate::request_memory::RequestMemory>,
 }
 
 /// The result of adding one item to a queue or an alias.

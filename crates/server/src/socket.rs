@@ -11,13 +11,16 @@ use bytes::BytesMut;
 use lanner_queue::{Queue, TakeMode, TakeOutcome};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::output::{Output, Reply};
+use crate::request_memory::Charge;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
 const READ_BUFFER_CAPACITY: usize = 16 * 1024;
+/// How long the refusal of a connection over `max_buffered_request_bytes` may take to send.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether the connection goes on after a step.
 pub enum Flow {
@@ -49,6 +52,8 @@ pub struct ClientSocket {
     /// Bytes received and not yet consumed by a request.
     pub buf: BytesMut,
     shared: Arc<Shared>,
+    /// What `buf` holds counts against `max_buffered_request_bytes`.
+    charge: Charge,
 }
 
 impl ClientSocket {
@@ -57,14 +62,16 @@ impl ClientSocket {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_CAPACITY),
+            charge: Charge::new(Arc::clone(&shared.request_memory)),
             shared,
         }
     }
 
     /// Reads more bytes; false when the client closed, stayed idle longer than
-    /// `client_timeout`, or the server is shutting down.
-    pub async fn read_more(&mut self) -> io::Result<bool> {
-        if self.shared.shutdown.is_cancelled() {
+    /// `client_timeout`, the server is shutting down, or the bytes would take the server over
+    /// `max_buffered_request_bytes` (answered with `R`'s refusal).
+    pub async fn read_more<R: Reply>(&mut self) -> io::Result<bool> {
+        if self.shared.shutdown.is_cancelled() || !self.charged::<R>().await {
             return Ok(false);
         }
         self.buf.reserve(READ_BUFFER_CAPACITY);
@@ -77,8 +84,27 @@ impl ClientSocket {
                 return Ok(false);
             }
         };
+        let go_on = read > 0 && self.charged::<R>().await;
         add(&self.shared.stats.bytes_read, read as u64);
-        Ok(read > 0)
+        Ok(go_on)
+    }
+
+    /// Charges what `buf` holds against `max_buffered_request_bytes` (giving back what
+    /// requests consumed); false, after telling the client, when that would exceed it.
+    async fn charged<R: Reply>(&mut self) -> bool {
+        if self.charge.track(self.buf.len()).is_ok() {
+            return true;
+        }
+        warn!(
+            buffered = self.buf.len(),
+            "closing a connection: max_buffered_request_bytes reached"
+        );
+        self.buf.clear();
+        let mut refusal = BytesMut::new();
+        R::out_of_request_memory().encode(&mut refusal);
+        // The connection closes either way; a client that does not read misses the line.
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, self.stream.write_all(&refusal)).await;
+        false
     }
 
     /// Waits up to `timeout` for an item while watching the socket, so a client that leaves
