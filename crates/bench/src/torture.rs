@@ -157,7 +157,7 @@ pub struct Report {
     pub seconds: f64,
     #[serde(flatten)]
     pub counts: Counts,
-    /// Restarts that logged truncating a torn journal tail.
+    /// Restarts that truncated a torn journal tail (a record cut off by the kill).
     pub torn_tails_truncated: u64,
     /// Other warnings or errors logged during recovery.
     pub recovery_warnings: u64,
@@ -253,11 +253,14 @@ pub fn run(options: &Options) -> Result<Report> {
             cycle_started.elapsed(),
             options.cycle_timeout
         );
+        let counts = &torture.ledger.counts;
         eprintln!(
-            "torture: cycle {cycle}: {} acknowledged so far, {} queued, {} violation(s)",
-            torture.ledger.counts.sets_acked,
+            "torture: cycle {cycle}: so far {} acknowledged, {} delivered; {} queued, {} \
+             violation(s)",
+            counts.sets_acked,
+            counts.delivered_plain + counts.delivered_reliable,
             torture.ledger.queued(),
-            torture.ledger.counts.violations
+            counts.violations
         );
     }
     torture.finish(server)?;
@@ -311,11 +314,17 @@ impl Torture<'_> {
             .env("RUST_LOG", "info");
         let started = process::start_listening(command, START_TIMEOUT)
             .with_context(|| format!("start {}", self.options.server.display()))?;
-        for line in &started.startup_log {
-            if line.contains("truncated a torn or corrupt tail") {
-                self.torn_tails += 1;
-            } else if line.contains("WARN") || line.contains("ERROR") {
+        let truncated = |line: &String| {
+            line.contains("truncated a torn or corrupt tail")
+                || line.contains("journal truncated at a damaged record")
+        };
+        if started.startup_log.iter().any(truncated) {
+            self.torn_tails += 1;
+        }
+        for line in started.startup_log.iter().filter(|line| !truncated(line)) {
+            if line.contains("WARN") || line.contains("ERROR") {
                 self.recovery_warnings += 1;
+                eprintln!("torture: the restart logged: {line}");
             }
         }
         Ok(Server {

@@ -197,6 +197,37 @@ fn partly_received_requests_share_max_buffered_request_bytes() {
     assert_serves_normally(&mut observer, 3);
 }
 
+#[test]
+fn a_text_put_over_max_buffered_request_bytes_is_refused_with_an_error_line() {
+    let server = Server::start_with_text_and_config(
+        "[server]\nmax_request_size = \"1MiB\"\nmax_buffered_request_bytes = \"1MiB\"\n",
+    );
+    let addr = server.text_addr.expect("text listener");
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(support::PATIENCE))
+        .expect("read timeout");
+    let mut request = b"put q:\n".to_vec();
+    for _ in 0..20 {
+        request.extend_from_slice(&[b'a'; 60_000]);
+        request.push(b'\n');
+    }
+    let writer = {
+        let mut stream = stream.try_clone().expect("clone");
+        std::thread::spawn(move || drop(stream.write_all(&request)))
+    };
+    let mut reply = Vec::new();
+    drop(stream.read_to_end(&mut reply));
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "-Out of memory for requests.\n"
+    );
+    writer.join().expect("writer");
+    let mut client = server.text_connect();
+    assert_eq!(client.put("q", &[b"small"]), 1);
+    assert_eq!(client.read("get q").as_deref(), Some(b"small".as_slice()));
+}
+
 /// Waits until the server has read at least `bytes` beyond the `stats` requests of this poll.
 fn wait_until_read(observer: &mut Client, bytes: u64) {
     let deadline = Instant::now() + support::PATIENCE;
