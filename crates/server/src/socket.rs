@@ -100,6 +100,8 @@ impl ClientSocket {
             "closing a connection: max_buffered_request_bytes reached"
         );
         self.buf.clear();
+        // Nothing is buffered any more, so this gives the whole charge back and cannot fail.
+        let _ = self.charge.track(0);
         let mut refusal = BytesMut::new();
         R::out_of_request_memory().encode(&mut refusal);
         // The connection closes either way; a client that does not read misses the line.
