@@ -71,10 +71,10 @@ fn slow_senders_and_a_hundred_garbage_streams_do_not_disturb_normal_clients() {
     let mut slow: Vec<TcpStream> = (0..50)
         .map(|_| TcpStream::connect(server.addr).expect("connect"))
         .collect();
-    let garbage: Vec<std::thread::JoinHandle<()>> = (0..100u64)
+    let garbage: Vec<std::thread::JoinHandle<u64>> = (0..100u64)
         .map(|seed| {
             let addr = server.addr;
-            std::thread::spawn(move || stream_garbage(addr, seed))
+            std::thread::spawn(move || stream_garbage(addr, seed, Duration::from_secs(2)))
         })
         .collect();
     let mut client = server.connect();
@@ -92,14 +92,21 @@ fn slow_senders_and_a_hundred_garbage_streams_do_not_disturb_normal_clients() {
         slowest = slowest.max(started.elapsed());
         rounds += 1;
     }
-    for thread in garbage {
-        thread.join().expect("garbage thread");
-    }
+    let garbage_connections: u64 = garbage
+        .into_iter()
+        .map(|thread| thread.join().expect("garbage thread"))
+        .sum();
     assert_serves_normally(&mut client, 20);
+    assert!(garbage_connections >= 100, "{garbage_connections}");
+    eprintln!(
+        "{rounds} normal round trips, slowest {slowest:?}, beside {garbage_connections} \
+         garbage connections"
+    );
     // A generous bound for a shared 2-core machine; an unbounded stall would show here.
     assert!(
         slowest < Duration::from_secs(2),
-        "a normal round trip took {slowest:?} during the garbage streams ({rounds} rounds)"
+        "a normal round trip took {slowest:?} during the garbage streams ({rounds} rounds, \
+         {garbage_connections} garbage connections)"
     );
 }
 
@@ -246,20 +253,27 @@ fn wait_until_read(observer: &mut Client, bytes: u64) {
     }
 }
 
-/// Writes pseudo-random bytes until the server closes the connection or 4 MiB were sent.
-fn stream_garbage(addr: std::net::SocketAddr, seed: u64) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
+/// Streams pseudo-random bytes for `period`: whenever the server closes the connection (or
+/// 4 MiB went through one), it connects again. Returns how many connections it used.
+fn stream_garbage(addr: std::net::SocketAddr, seed: u64, period: Duration) -> u64 {
+    let until = Instant::now() + period;
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut chunk = [0u8; 4096];
-    for _ in 0..1024 {
-        for byte in &mut chunk {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            *byte = state as u8;
-        }
-        if stream.write_all(&chunk).is_err() {
-            return;
+    let mut connections = 0;
+    while Instant::now() < until {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        connections += 1;
+        for _ in 0..1024 {
+            for byte in &mut chunk {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            if stream.write_all(&chunk).is_err() || Instant::now() >= until {
+                break;
+            }
         }
     }
+    connections
 }
