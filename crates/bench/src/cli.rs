@@ -86,6 +86,14 @@ pub enum Command {
         #[arg(long)]
         spawn_log: Option<String>,
     },
+    /// Crash torture: run producers and readers against a lanner binary it starts (loopback,
+    /// temporary data directory), SIGKILL it at random moments, restart it on the same data,
+    /// and check after every cycle that nothing acknowledged was lost and nothing confirmed
+    /// came back. Exits non-zero on any violation. See docs/reliability-torture.md.
+    Torture {
+        #[command(flatten)]
+        options: crate::torture::Options,
+    },
     /// Start a lanner binary on a free loopback port with a temporary data directory, run
     /// every Kestrel scenario briefly with delivery checks, and stop it. For CI.
     Smoke {

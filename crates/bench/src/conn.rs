@@ -57,7 +57,7 @@ impl Conn {
     }
 
     /// The next reply. A `Reply::Value` range stays valid for [`Conn::data`] until the next call.
-    pub fn next(&mut self) -> Result<Reply> {
+    pub fn reply(&mut self) -> Result<Reply> {
         loop {
             if let Some((reply, consumed)) =
                 parse_reply(self.proto, &self.buf[self.start..self.end])?
@@ -73,7 +73,7 @@ impl Conn {
         }
     }
 
-    /// The bytes of a value returned by the last [`Conn::next`].
+    /// The bytes of a value returned by the last [`Conn::reply`].
     pub fn data(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]
     }

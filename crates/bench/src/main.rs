@@ -7,26 +7,17 @@
 //! `--pipeline` requests and reads their replies, which keeps the client cheap and predictable on
 //! a small machine the client shares with the server.
 
-mod cli;
-mod conn;
-mod payload;
-mod process;
-mod proto;
-mod report;
-mod scenarios;
-mod smoke;
-mod tracker;
-mod workers;
-
 use anyhow::{Result, bail};
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use lanner_bench::cli::{Cli, Command};
+use lanner_bench::{scenarios, smoke, torture};
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let run = match &cli.command {
         Command::Smoke { server, seconds } => return smoke::run(server, *seconds),
+        Command::Torture { options } => return run_torture(options),
         Command::Produce { common, produce } => {
             common.validate()?;
             scenarios::produce(common, produce)?
@@ -77,6 +68,19 @@ fn main() -> Result<()> {
             run.first_error
                 .as_deref()
                 .unwrap_or("delivery check failed")
+        );
+    }
+    Ok(())
+}
+
+fn run_torture(options: &torture::Options) -> Result<()> {
+    let report = torture::run(options)?;
+    report.print();
+    if !report.ok() {
+        bail!(
+            "{} invariant violation(s); repeat with --seed {}",
+            report.counts.violations,
+            report.seed
         );
     }
     Ok(())

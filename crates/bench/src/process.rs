@@ -2,8 +2,10 @@
 //! `/proc/<pid>/status`, kill it, start it.
 
 use std::fs;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -239,6 +241,60 @@ pub fn wait_port_free(addr: SocketAddr, within: Duration) -> Result<()> {
             "{addr} is still in use {within:?} after the server was killed"
         );
         std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A server this tool started, once it listens.
+pub struct Listening {
+    pub child: Child,
+    /// The address from its `lanner listening on <addr>` line.
+    pub addr: SocketAddr,
+    /// Lines it logged until then (recovery).
+    pub startup_log: Vec<String>,
+}
+
+/// Starts `command` with stderr piped and waits (bounded by `within`) until it logs
+/// `lanner listening on <addr>`. Its later output is read and dropped, so it never blocks on a
+/// full pipe.
+pub fn start_listening(mut command: Command, within: Duration) -> Result<Listening> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {command:?}"))?;
+    let stderr = child.stderr.take().context("stderr")?;
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            // Once the caller stopped listening the line is dropped; reading goes on.
+            lines.send(line).ok();
+        }
+    });
+    let deadline = Instant::now() + within;
+    let mut startup_log = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = received.recv_timeout(left) else {
+            child.kill().ok();
+            child.wait().ok();
+            bail!(
+                "{command:?} did not log `lanner listening on` within {within:?}; it logged:\n{}",
+                startup_log.join("\n")
+            );
+        };
+        let addr = line
+            .split("lanner listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+        startup_log.push(line);
+        if let Some(addr) = addr {
+            return Ok(Listening {
+                child,
+                addr,
+                startup_log,
+            });
+        }
     }
 }
 

@@ -811,7 +811,7 @@ fn peek(target: &Target) -> Result<Option<crate::payload::Stamp>> {
     let mut request = Vec::new();
     target.requests.peek(&mut request);
     conn.send(&request)?;
-    match conn.next()? {
+    match conn.reply()? {
         crate::proto::Reply::Value(range) => {
             let stamp = crate::payload::decode(conn.data(range), Some(target.size))
                 .map_err(|why| anyhow::anyhow!("head item is corrupt: {why:?}"))?;

@@ -2,11 +2,9 @@
 //! that the smoke starts itself, on a free loopback port with a temporary data directory. It
 //! checks delivery, never speed, so CI can run it.
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -118,29 +116,9 @@ pub fn run(server: &Path, seconds: f64) -> Result<()> {
 fn start(command: &str) -> Result<Child> {
     let mut words = command.split_whitespace();
     let program = words.next().context("empty command")?;
-    let mut child = Command::new(program)
-        .args(words)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("start {program}"))?;
-    let stderr = child.stderr.take().context("stderr")?;
-    let (ready, listening) = mpsc::channel();
-    // Keeps reading stderr for the server's whole life so it never blocks on a full pipe.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("lanner listening on") {
-                ready.send(()).ok();
-            }
-        }
-    });
-    if listening.recv_timeout(READY_TIMEOUT).is_err() {
-        child.kill().ok();
-        child.wait().ok();
-        bail!("{program} did not log `lanner listening on` within {READY_TIMEOUT:?}");
-    }
-    Ok(child)
+    let mut builder = Command::new(program);
+    builder.args(words);
+    Ok(process::start_listening(builder, READY_TIMEOUT)?.child)
 }
 
 /// Stops the server (the original child, or the one `restart` started) and reaps it.

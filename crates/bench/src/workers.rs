@@ -160,7 +160,7 @@ fn produce_into(
         conn.send(&batch)?;
         result.sent += count;
         for _ in 0..count {
-            match conn.next()? {
+            match conn.reply()? {
                 Reply::Stored | Reply::Integer(_) => {
                     result
                         .latency
@@ -311,7 +311,7 @@ fn consume_into(target: &Target, spec: ConsumerSpec<'_>, result: &mut Consumed) 
         }
         let mut saw_empty = false;
         for _ in 0..count {
-            match conn.next()? {
+            match conn.reply()? {
                 Reply::Value(range) => {
                     let received = Instant::now();
                     result
@@ -367,7 +367,7 @@ fn consume_into(target: &Target, spec: ConsumerSpec<'_>, result: &mut Consumed) 
         (_, TakeKind::Reliable(_)) if opened => {
             requests.confirm(spec.consumer, b"", &mut batch);
             conn.send(&batch)?;
-            match conn.next()? {
+            match conn.reply()? {
                 Reply::Empty => {}
                 other => result.errors.note(format!("close answered {other:?}")),
             }
@@ -378,7 +378,7 @@ fn consume_into(target: &Target, spec: ConsumerSpec<'_>, result: &mut Consumed) 
 }
 
 fn expect_confirmed(conn: &mut Conn, errors: &mut Errors) -> Result<()> {
-    match conn.next()? {
+    match conn.reply()? {
         Reply::Integer(1) => {}
         other => errors.note(format!("LREM answered {other:?}")),
     }
@@ -432,7 +432,7 @@ fn consume_keys_into(
         let written = Instant::now();
         conn.send(&batch)?;
         for _ in 0..count {
-            match conn.next()? {
+            match conn.reply()? {
                 Reply::Value(range) => {
                     result
                         .latency

@@ -77,6 +77,10 @@ pub struct ServerConfig {
     /// Largest `set` payload in bytes that the protocol accepts at all.
     #[serde(with = "units::size")]
     pub max_request_size: u64,
+    /// Request bytes all connections together may hold while requests arrive; a connection
+    /// whose read would take the total over it gets `SERVER_ERROR` and is closed.
+    #[serde(with = "units::size")]
+    pub max_buffered_request_bytes: u64,
     /// How long a graceful shutdown waits for connections to finish.
     #[serde(with = "units::duration")]
     pub shutdown_timeout: Duration,
@@ -182,6 +186,7 @@ impl Default for ServerConfig {
             max_open_transactions: 100,
             max_line_length: 64 << 10,
             max_request_size: 64 << 20,
+            max_buffered_request_bytes: 256 << 20,
             shutdown_timeout: Duration::from_secs(5),
             salvage: false,
             echo_full_key: false,
@@ -457,6 +462,13 @@ impl Config {
             ));
         }
         self.check_admin_listen()?;
+        if self.server.max_buffered_request_bytes < self.server.max_request_size {
+            return Err(format!(
+                "[server]: max_buffered_request_bytes ({}) is smaller than max_request_size ({}): \
+                 a set of the largest accepted size could never be received",
+                self.server.max_buffered_request_bytes, self.server.max_request_size
+            ));
+        }
         if crate::status::Status::parse(&self.server.default_status).is_none() {
             return Err(format!(
                 "[server]: invalid default_status {:?}: write \"up\", \"writeavoid\", \"readonly\" or \"quiescent\"",

@@ -54,7 +54,7 @@ impl<S: ClientStream> Connection<S> {
                 return self.flush().await;
             }
             self.flush().await?;
-            if !self.socket.read_more().await? {
+            if !self.socket.read_more::<Response>().await? {
                 return Ok(());
             }
         }

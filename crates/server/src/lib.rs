@@ -13,6 +13,7 @@ mod open_reads;
 mod output;
 mod recovery;
 mod reload;
+mod request_memory;
 mod request_metrics;
 pub mod server;
 mod session;

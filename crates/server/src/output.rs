@@ -21,6 +21,9 @@ pub trait Reply {
 
     /// The reply sent instead of one whose journal records could not be committed.
     fn journal_failed(failure: &CommitFailure) -> Self;
+
+    /// The reply to a connection closed for `max_buffered_request_bytes`.
+    fn out_of_request_memory() -> Self;
 }
 
 impl Reply for Response {
@@ -30,6 +33,10 @@ impl Reply for Response {
 
     fn journal_failed(failure: &CommitFailure) -> Self {
         Response::ServerError(failure.reason())
+    }
+
+    fn out_of_request_memory() -> Self {
+        Response::ServerError("out of memory for requests".to_owned())
     }
 }
 
@@ -44,6 +51,10 @@ impl Reply for TextReply {
             first.make_ascii_uppercase();
         }
         TextReply::Error(format!("{reason}."))
+    }
+
+    fn out_of_request_memory() -> Self {
+        TextReply::Error("Out of memory for requests.".to_owned())
     }
 }
 

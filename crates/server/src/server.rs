@@ -25,6 +25,7 @@ use crate::config::{Config, TlsConfig};
 use crate::connection;
 use crate::recovery::RecoveryLog;
 use crate::reload::reload;
+use crate::request_memory::RequestMemory;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, read};
 use crate::status::{ServerStatus, Status};
@@ -139,6 +140,7 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
         aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),
         status: server_status(&config),
         connection_slots: Arc::new(Semaphore::new(config.server.max_connections as usize)),
+        request_memory: RequestMemory::new(config.server.max_buffered_request_bytes),
         server: config.server,
         config: live_config,
         config_path,

@@ -35,6 +35,8 @@ pub struct Shared {
     pub connection_slots: Arc<Semaphore>,
     /// The users memcache clients authenticate as; empty when authentication is off.
     pub users: Arc<Users>,
+    /// Request bytes buffered by all connections (`max_buffered_request_bytes`).
+    pub request_memory: Arc<crate::request_memory::RequestMemory>,
 }
 
 /// The result of adding one item to a queue or an alias.

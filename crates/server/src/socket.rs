@@ -10,14 +10,17 @@ use std::time::Duration;
 use bytes::BytesMut;
 use lanner_queue::{Queue, TakeMode, TakeOutcome};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::output::{CommitFailure, Output, Reply};
+use crate::request_memory::Charge;
 use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
 const READ_BUFFER_CAPACITY: usize = 16 * 1024;
+/// How long the refusal of a connection over `max_buffered_request_bytes` may take to send.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether the connection goes on after a step.
 pub enum Flow {
@@ -58,6 +61,8 @@ pub struct ClientSocket<S> {
     /// Bytes received and not yet consumed by a request.
     pub buf: BytesMut,
     shared: Arc<Shared>,
+    /// What `buf` holds counts against `max_buffered_request_bytes`.
+    charge: Charge,
 }
 
 impl<S: ClientStream> ClientSocket<S> {
@@ -66,14 +71,16 @@ impl<S: ClientStream> ClientSocket<S> {
         Self {
             stream,
             buf: BytesMut::with_capacity(READ_BUFFER_CAPACITY),
+            charge: Charge::new(Arc::clone(&shared.request_memory)),
             shared,
         }
     }
 
     /// Reads more bytes; false when the client closed, stayed idle longer than
-    /// `client_timeout`, or the server is shutting down.
-    pub async fn read_more(&mut self) -> io::Result<bool> {
-        if self.shared.shutdown.is_cancelled() {
+    /// `client_timeout`, the server is shutting down, or the bytes would take the server over
+    /// `max_buffered_request_bytes` (answered with `R`'s refusal).
+    pub async fn read_more<R: Reply>(&mut self) -> io::Result<bool> {
+        if self.shared.shutdown.is_cancelled() || !self.charged::<R>().await {
             return Ok(false);
         }
         self.buf.reserve(READ_BUFFER_CAPACITY);
@@ -86,8 +93,33 @@ impl<S: ClientStream> ClientSocket<S> {
                 return Ok(false);
             }
         };
+        let go_on = read > 0 && self.charged::<R>().await;
         add(&self.shared.stats.bytes_read, read as u64);
-        Ok(read > 0)
+        Ok(go_on)
+    }
+
+    /// Charges what `buf` holds against `max_buffered_request_bytes` (giving back what
+    /// requests consumed); false, after telling the client, when that would exceed it.
+    async fn charged<R: Reply>(&mut self) -> bool {
+        if self.charge.track(self.buf.len()).is_ok() {
+            return true;
+        }
+        warn!(
+            buffered = self.buf.len(),
+            "closing a connection: max_buffered_request_bytes reached"
+        );
+        self.buf.clear();
+        // Nothing is buffered any more, so this gives the whole charge back and cannot fail.
+        let _ = self.charge.track(0);
+        let mut refusal = BytesMut::new();
+        R::out_of_request_memory().encode(&mut refusal);
+        // The connection closes either way; a client that does not read misses the line.
+        let refuse = async {
+            self.stream.write_all(&refusal).await?;
+            self.stream.flush().await
+        };
+        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
+        false
     }
 
     /// Waits up to `timeout` for an item while watching the socket, so a client that leaves

@@ -51,7 +51,7 @@ impl<S: ClientStream> TextConnection<S> {
                 return self.send().await;
             }
             self.send().await?;
-            if !self.socket.read_more().await? {
+            if !self.socket.read_more::<TextReply>().await? {
                 return Ok(());
             }
         }

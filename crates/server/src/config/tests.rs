@@ -55,6 +55,7 @@ fn defaults_are_the_documented_values() {
     assert_eq!(server.max_open_transactions, 100);
     assert_eq!(server.max_line_length, 64 * 1024);
     assert_eq!(server.max_request_size, 64 * 1024 * 1024);
+    assert_eq!(server.max_buffered_request_bytes, 256 * 1024 * 1024);
     assert_eq!(server.shutdown_timeout, Duration::from_secs(5));
     assert!(!server.salvage);
     assert_eq!(
@@ -100,6 +101,7 @@ fn every_key_parses() {
         max_connections = 3
         max_line_length = "1KiB"
         max_request_size = 1048576
+        max_buffered_request_bytes = "8MiB"
         shutdown_timeout = "1m 30s"
         salvage = true
         echo_full_key = true
@@ -131,6 +133,7 @@ fn every_key_parses() {
         max_open_transactions: 7,
         max_line_length: 1024,
         max_request_size: 1 << 20,
+        max_buffered_request_bytes: 8 << 20,
         shutdown_timeout: Duration::from_secs(90),
         salvage: true,
         echo_full_key: true,
@@ -314,6 +317,22 @@ fn a_child_table_does_not_leak_into_its_master() {
     let config = parse("[queues.\"jobs+audit\"]\nsync = \"never\"\n").unwrap();
     assert_eq!(config.queue_settings("jobs"), QueueSettings::default());
     assert_eq!(config.queue_settings("jobs+audit").sync, SyncPolicy::Never);
+}
+
+#[test]
+fn buffered_request_memory_must_hold_the_largest_request() {
+    let message = invalid_error(
+        "[server]\nmax_request_size = \"2MiB\"\nmax_buffered_request_bytes = \"1MiB\"\n",
+    );
+    assert!(
+        message.contains(
+            "max_buffered_request_bytes (1048576) is smaller than max_request_size (2097152)"
+        ),
+        "{message}"
+    );
+    let equal =
+        parse("[server]\nmax_request_size = \"1MiB\"\nmax_buffered_request_bytes = \"1MiB\"\n");
+    assert!(equal.is_ok(), "{equal:?}");
 }
 
 #[test]
