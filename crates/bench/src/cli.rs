@@ -89,7 +89,7 @@ pub enum Command {
     /// Crash torture: run producers and readers against a lanner binary it starts (loopback,
     /// temporary data directory), SIGKILL it at random moments, restart it on the same data,
     /// and check after every cycle that nothing acknowledged was lost and nothing confirmed
-    /// came back. Exits non-zero on any violation. See docs/reliability-torture.md.
+    /// came back. Exits non-zero on any violation. See docs/reliability.md (Crash torture).
     Torture {
         #[command(flatten)]
         options: crate::torture::Options,

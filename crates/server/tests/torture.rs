@@ -1,7 +1,7 @@
 //! Crash torture (lanner-bench's `torture`) against this package's binary: producers, reliable
 //! and plain readers, SIGKILL at random moments, restart on the same data directory, and the
 //! ledger's invariants checked after every cycle. The long run is documented in
-//! docs/reliability-torture.md.
+//! docs/reliability.md (Crash torture).
 
 use lanner_bench::torture::{self, Options, Report};
 
