@@ -274,6 +274,22 @@ fn a_non_loopback_listener_without_users_is_warned_about() {
 }
 
 #[test]
+fn a_non_loopback_admin_port_is_warned_about() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let server = Server::try_start_with(
+        &temp.path().join("data"),
+        None,
+        &["--admin-listen", "0.0.0.0:0"],
+    )
+    .unwrap_or_else(|log| panic!("lanner did not start:\n{log}"));
+    let line = server.wait_for_log("admin HTTP port is bound to the non-loopback address");
+    assert!(
+        line.contains("WARN") && line.contains("no authentication"),
+        "{line}"
+    );
+}
+
+#[test]
 fn a_non_loopback_memcache_listener_without_users_is_warned_about() {
     // The harness always passes `--listen 127.0.0.1:0`, so this one server is started by hand;
     // nothing connects to it.

@@ -61,6 +61,13 @@ impl AdminServer {
             .with_context(|| format!("cannot listen for the admin HTTP port on {address}"))?;
         let address = listener.local_addr()?;
         info!(%address, "lanner admin listening on {address}");
+        if !address.ip().to_canonical().is_loopback() {
+            warn!(
+                %address,
+                "the admin HTTP port is bound to the non-loopback address {address}; it has no \
+                 authentication, so anyone who can reach it sees every queue's figures and settings"
+            );
+        }
         let state = Admin::default();
         let stop = CancellationToken::new();
         let serving = axum::serve(listener, router(Arc::clone(&state)))
