@@ -267,30 +267,20 @@ impl Reliable<'_, '_> {
     }
 
     fn close_only(&mut self, conn: &mut Conn) -> bool {
-        let request = format!("get {}/close\r\n", self.cycle.queue);
-        if conn.send(request.as_bytes()).is_err() {
-            return false;
-        }
-        match conn.reply() {
-            Ok(Reply::Empty) => true,
-            Ok(other) => {
-                self.events
-                    .problems
-                    .push(format!("get /close was answered {other:?}"));
-                true
-            }
-            Err(error) => {
-                note_garbled(&error, &mut self.events.problems);
-                false
-            }
-        }
+        self.expect_empty_reply(conn, "close")
     }
 
     /// `/abort`: the item goes back whether or not the answer arrives (unanswered, it is still
     /// open when the server dies, and open reads return on restart).
     fn abort(&mut self, conn: &mut Conn, item: Id) -> bool {
         self.give_back(item);
-        let request = format!("get {}/abort\r\n", self.cycle.queue);
+        self.expect_empty_reply(conn, "abort")
+    }
+
+    /// Sends `get <queue>/<option>`, whose answer must be a bare `END`; false when the
+    /// connection is gone (an unexpected answer is a problem, but the connection goes on).
+    fn expect_empty_reply(&mut self, conn: &mut Conn, option: &str) -> bool {
+        let request = format!("get {}/{option}\r\n", self.cycle.queue);
         if conn.send(request.as_bytes()).is_err() {
             return false;
         }
@@ -299,7 +289,7 @@ impl Reliable<'_, '_> {
             Ok(other) => {
                 self.events
                     .problems
-                    .push(format!("get /abort was answered {other:?}"));
+                    .push(format!("get /{option} was answered {other:?}"));
                 true
             }
             Err(error) => {
