@@ -2,9 +2,12 @@
 //! limit, wait for an item while watching the socket, and write replies only after the journal
 //! records they depend on are committed.
 
+use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -20,8 +23,8 @@ use crate::stats::{ServerStats, add, bump};
 
 /// The read buffer of a connection whose reads filled a smaller one.
 const READ_BUFFER_CAPACITY: usize = 16 * 1024;
-/// The read buffer a connection starts with: an idle connection holds it while it waits, so
-/// it is kept small until a read fills it (10,000 idle connections then cost a few MiB).
+/// The read buffer a connection starts with, kept until a read fills it: requests that fit
+/// are read into a small allocation.
 const INITIAL_READ_BUFFER_CAPACITY: usize = 512;
 /// How long the refusal of a connection over `max_buffered_request_bytes` may take to send.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
@@ -216,18 +219,33 @@ pub async fn commit_and_discard<R: Reply>(out: &mut Output<R>) {
 
 /// Reads once into `buf`'s spare room, making `room` spare first; returns the bytes read (0:
 /// the client closed). A read that fills the room raises it to [`READ_BUFFER_CAPACITY`].
+/// While the read waits with nothing buffered, `buf` holds no allocation: an idle connection
+/// keeps no read buffer, and the next read allocates one again (cheaper than the syscall).
 async fn read_some<S: ClientStream>(
     stream: &mut S,
     buf: &mut BytesMut,
     room: &mut usize,
 ) -> io::Result<usize> {
-    buf.reserve(*room);
-    let spare = buf.capacity() - buf.len();
-    let read = stream.read_buf(buf).await?;
-    if read == spare {
-        *room = READ_BUFFER_CAPACITY;
-    }
-    Ok(read)
+    std::future::poll_fn(|cx| {
+        buf.reserve(*room);
+        let spare = buf.capacity() - buf.len();
+        let polled = pin!(stream.read_buf(&mut *buf)).poll(cx);
+        match polled {
+            Poll::Pending => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(read) => {
+                if read.as_ref().is_ok_and(|&read| read == spare) {
+                    *room = READ_BUFFER_CAPACITY;
+                }
+                Poll::Ready(read)
+            }
+        }
+    })
+    .await
 }
 
 /// Resolves after `limit`, or never when there is none.
@@ -255,9 +273,43 @@ async fn commit<R: Reply>(out: &Output<R>) -> Vec<Option<CommitFailure>> {
 
 #[cfg(test)]
 mod tests {
+    use futures_util::FutureExt;
     use tokio::io::AsyncWriteExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_read_holds_no_buffer_unless_a_request_is_partial() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let mut buf = BytesMut::new();
+        let mut room = READ_BUFFER_CAPACITY;
+        assert!(
+            read_some(&mut server, &mut buf, &mut room)
+                .now_or_never()
+                .is_none()
+        );
+        assert_eq!(buf.capacity(), 0);
+
+        client.write_all(b"get q").await.unwrap();
+        assert_eq!(
+            read_some(&mut server, &mut buf, &mut room).await.unwrap(),
+            5
+        );
+        assert!(
+            read_some(&mut server, &mut buf, &mut room)
+                .now_or_never()
+                .is_none()
+        );
+        assert_eq!(&buf[..], b"get q");
+        assert!(buf.capacity() >= READ_BUFFER_CAPACITY);
+
+        client.write_all(b"\r\n").await.unwrap();
+        assert_eq!(
+            read_some(&mut server, &mut buf, &mut room).await.unwrap(),
+            2
+        );
+        assert_eq!(&buf[..], b"get q\r\n");
+    }
 
     #[tokio::test]
     async fn reads_start_small_and_grow_once_a_read_fills_the_buffer() {
