@@ -38,13 +38,16 @@ pub struct Spill {
 }
 
 impl Spill {
-    /// A new, empty spill file at `path` (replacing a leftover one).
+    /// A new, empty spill at `path`. A leftover file is overwritten in place rather than
+    /// truncated first: rebuilding a spill of the same size at startup then reuses its cached
+    /// pages instead of freeing and allocating them again. Bytes past what this spill wrote
+    /// are never read, and the file is cut to its written length once the items are read.
     pub fn create(path: &Path) -> io::Result<Spill> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)?;
         Ok(Spill {
             path: path.to_owned(),
@@ -210,6 +213,24 @@ mod tests {
             0,
             "space given back"
         );
+    }
+
+    #[test]
+    fn a_leftover_file_is_overwritten_and_its_stale_tail_never_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("q.spill");
+        std::fs::write(&path, vec![0xAB; 3 * READ_BATCH as usize]).expect("leftover");
+        let mut spill = Spill::create(&path).expect("create");
+        let items: Vec<Item> = (0..300).map(|i| item(i, 500)).collect();
+        for item in &items {
+            spill.push(item).expect("push");
+        }
+        let mut back = Vec::new();
+        while spill.len() > 0 {
+            back.extend(spill.pop_front(4_000).expect("pop"));
+        }
+        assert_eq!(back, items);
+        assert_eq!(std::fs::metadata(&path).expect("meta").len(), 0);
     }
 
     #[test]

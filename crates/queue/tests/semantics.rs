@@ -524,3 +524,56 @@ async fn sync_always_writers_share_fsyncs() {
         .0;
     assert_eq!(queues.get("q").expect("q").stats().items, 200);
 }
+
+/// The spill file is rebuilt from the journal at startup, over a leftover file in place: the
+/// leftover's bytes (here garbage, longer than the rebuilt spill) are never read as items.
+#[test]
+fn a_restart_rebuilds_the_spill_over_a_longer_leftover_file_without_reading_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let budget = |_: &str| QueueOptions {
+        sync: SyncPolicy::Never,
+        max_memory_size: 1024,
+        ..QueueOptions::default()
+    };
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let expected: Vec<Bytes> = (0..4_000u32)
+        .map(|i| Bytes::from(format!("{i:0100}")))
+        .collect();
+    {
+        let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
+            .expect("open")
+            .0;
+        let queue = queues.get_or_create("big").expect("create");
+        for item in &expected {
+            queue.put(item.clone(), 0).expect("put");
+        }
+        for item in &expected[..1_500] {
+            assert_eq!(queue.take(TakeMode::Remove).item.expect("item").data, item);
+        }
+        queue.write_pending().expect("write");
+    }
+    let spill = std::fs::read_dir(dir.path())
+        .expect("data dir")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "spill"))
+        .expect("a leftover spill file");
+    let leftover = std::fs::metadata(&spill).expect("spill").len();
+    assert!(leftover > 100_000, "a spill was written: {leftover}");
+    std::fs::write(&spill, vec![0x5A; 2 * leftover as usize]).expect("garbage");
+
+    let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
+        .expect("reopen")
+        .0;
+    assert_eq!(queues.get("big").expect("recovered").stats().items, 2_500);
+    assert_eq!(drain(&queues, "big"), expected[1_500..]);
+    queues
+        .get("big")
+        .expect("queue")
+        .write_pending()
+        .expect("write");
+    drop(queues);
+    let queues = QueueCollection::open(dir.path(), Box::new(budget), clock)
+        .expect("reopen drained")
+        .0;
+    assert_eq!(drain(&queues, "big"), Vec::<Bytes>::new());
+}

@@ -14,6 +14,10 @@ use tracing::debug;
 /// Replies beyond this many bytes are sent before more pipelined requests are executed.
 const FLUSH_AT: usize = 256 * 1024;
 
+/// A written batch's buffer is kept for the next one up to this capacity; a larger one is
+/// freed, so a connection that once sent a big batch does not hold it while idle.
+const KEEP_CAPACITY: usize = 4 * 1024;
+
 /// A protocol's reply, as [`Output`] holds it.
 pub trait Reply {
     /// Appends the reply's wire bytes to `buf`.
@@ -198,9 +202,14 @@ impl<R: Reply> Output<R> {
         &self.buf
     }
 
-    /// Forgets the written replies, keeping the buffer's capacity for the next batch.
+    /// Forgets the written replies, keeping the buffer's capacity for the next batch unless it
+    /// is over [`KEEP_CAPACITY`].
     pub fn clear(&mut self) {
-        self.buf.clear();
+        if self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = BytesMut::new();
+        } else {
+            self.buf.clear();
+        }
     }
 
     fn replace_failed(&mut self, dependents: &[Dependent], failed: &[Option<CommitFailure>]) {
@@ -241,6 +250,26 @@ impl<R: Reply> Output<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_large_written_batch_does_not_keep_its_buffer() {
+        let mut output: Output = Output::default();
+        output.push(&Response::Stored);
+        output.finish(&[]);
+        output.clear();
+        let small = output.buf.capacity();
+        assert!(small > 0 && small <= KEEP_CAPACITY);
+        for _ in 0..2 * KEEP_CAPACITY {
+            output.push(&Response::Stored);
+        }
+        assert_eq!(
+            output.finish(&[]).len(),
+            2 * KEEP_CAPACITY * b"STORED\r\n".len()
+        );
+        output.clear();
+        assert!(output.is_empty());
+        assert_eq!(output.buf.capacity(), 0);
+    }
 
     #[test]
     fn replies_of_failed_commits_become_server_errors() {

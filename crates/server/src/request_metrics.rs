@@ -158,8 +158,13 @@ impl RequestMetrics {
 
 /// Requests of one connection executed but not answered yet: their latency runs until the
 /// replies are written (journal commit included).
+///
+/// Room for up to [`KEEP_PENDING`] is kept between batches; a longer batch's is freed, so an
+/// idle connection does not hold it.
 #[derive(Debug, Default)]
 pub struct PendingRequests(Vec<(CommandKind, Instant)>);
+
+const KEEP_PENDING: usize = 64;
 
 impl PendingRequests {
     /// Notes a request that starts now.
@@ -175,6 +180,9 @@ impl PendingRequests {
         let now = Instant::now();
         for (kind, started) in self.0.drain(..) {
             metrics.record(kind, now.saturating_duration_since(started));
+        }
+        if self.0.capacity() > KEEP_PENDING {
+            self.0 = Vec::new();
         }
     }
 }
@@ -205,6 +213,16 @@ mod tests {
         assert_eq!(metrics.latency(CommandKind::Set).count, 2);
         assert_eq!(metrics.latency(CommandKind::Get).count, 1);
         assert_eq!(metrics.latency(CommandKind::Peek).count, 0);
+        assert!(pending.0.capacity() > 0);
+        for _ in 0..2 * KEEP_PENDING {
+            pending.start(CommandKind::Get, Instant::now());
+        }
+        pending.answered(&metrics);
+        assert_eq!(
+            metrics.latency(CommandKind::Get).count,
+            1 + 2 * KEEP_PENDING as u64
+        );
+        assert_eq!(pending.0.capacity(), 0);
         metrics.count_error(ErrorKind::Journal);
         assert_eq!(metrics.errors(ErrorKind::Journal), 1);
         assert_eq!(metrics.errors(ErrorKind::Protocol), 0);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use arc_swap::ArcSwap;
+use futures_util::FutureExt;
 use lanner_journal::JournalOptions;
 use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -251,10 +252,7 @@ async fn accept_until_shutdown<F>(
                 match Arc::clone(&shared.connection_slots).try_acquire_owned() {
                     Ok(slot) => {
                         let connection = serve(stream, Arc::clone(shared));
-                        connections.spawn(async move {
-                            connection.await;
-                            drop(slot);
-                        });
+                        connections.spawn(connection.map(move |()| drop(slot)));
                     }
                     Err(_) => {
                         warn!(%peer, "refusing a connection: max_connections reached");

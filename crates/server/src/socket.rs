@@ -2,9 +2,12 @@
 //! limit, wait for an item while watching the socket, and write replies only after the journal
 //! records they depend on are committed.
 
+use std::future::Future;
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -18,7 +21,11 @@ use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::{ServerStats, add, bump};
 
+/// The read buffer of a connection whose reads filled a smaller one.
 const READ_BUFFER_CAPACITY: usize = 16 * 1024;
+/// The read buffer a connection starts with, kept until a read fills it: requests that fit
+/// are read into a small allocation.
+const INITIAL_READ_BUFFER_CAPACITY: usize = 512;
 /// How long the refusal of a connection over `max_buffered_request_bytes` may take to send.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -63,6 +70,9 @@ pub struct ClientSocket<S> {
     shared: Arc<Shared>,
     /// What `buf` holds counts against `max_buffered_request_bytes`.
     charge: Charge,
+    /// How much spare room each read gets: grows to [`READ_BUFFER_CAPACITY`] once a read
+    /// fills what it had, so pipelining clients read in few syscalls.
+    read_room: usize,
 }
 
 impl<S: ClientStream> ClientSocket<S> {
@@ -70,9 +80,10 @@ impl<S: ClientStream> ClientSocket<S> {
     pub fn new(stream: S, shared: Arc<Shared>) -> Self {
         Self {
             stream,
-            buf: BytesMut::with_capacity(READ_BUFFER_CAPACITY),
+            buf: BytesMut::new(),
             charge: Charge::new(Arc::clone(&shared.request_memory)),
             shared,
+            read_room: INITIAL_READ_BUFFER_CAPACITY,
         }
     }
 
@@ -83,19 +94,17 @@ impl<S: ClientStream> ClientSocket<S> {
         if self.shared.shutdown.is_cancelled() || !self.charged::<R>().await {
             return Ok(false);
         }
-        self.buf.reserve(READ_BUFFER_CAPACITY);
         let idle_limit = self.shared.server.client_timeout;
         let read = tokio::select! {
-            read = self.stream.read_buf(&mut self.buf) => read?,
+            read = read_some(&mut self.stream, &mut self.buf, &mut self.read_room) => read?,
             () = self.shared.shutdown.cancelled() => return Ok(false),
             () = idle(idle_limit) => {
                 debug!("closing a connection idle for longer than client_timeout");
                 return Ok(false);
             }
         };
-        let go_on = read > 0 && self.charged::<R>().await;
         add(&self.shared.stats.bytes_read, read as u64);
-        Ok(go_on)
+        Ok(read > 0 && self.charged::<R>().await)
     }
 
     /// Charges what `buf` holds against `max_buffered_request_bytes` (giving back what
@@ -139,12 +148,11 @@ impl<S: ClientStream> ClientSocket<S> {
         tokio::pin!(take);
         loop {
             let room = self.buf.len() < self.shared.limits.max_line_len;
-            self.buf.reserve(READ_BUFFER_CAPACITY);
             tokio::select! {
                 taken = &mut take => {
                     return Ok(Some(taken.unwrap_or(TakeOutcome { item: None, seq: 0 })));
                 }
-                read = self.stream.read_buf(&mut self.buf), if room => {
+                read = read_some(&mut self.stream, &mut self.buf, &mut self.read_room), if room => {
                     let read = read?;
                     add(&self.shared.stats.bytes_read, read as u64);
                     if read == 0 {
@@ -209,6 +217,37 @@ pub async fn commit_and_discard<R: Reply>(out: &mut Output<R>) {
     out.clear();
 }
 
+/// Reads once into `buf`'s spare room, making `room` spare first; returns the bytes read (0:
+/// the client closed). A read that fills the room raises it to [`READ_BUFFER_CAPACITY`].
+/// While the read waits with nothing buffered, `buf` holds no allocation: an idle connection
+/// keeps no read buffer, and the next read allocates one again (cheaper than the syscall).
+async fn read_some<S: ClientStream>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    room: &mut usize,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        buf.reserve(*room);
+        let spare = buf.capacity() - buf.len();
+        let polled = pin!(stream.read_buf(&mut *buf)).poll(cx);
+        match polled {
+            Poll::Pending => {
+                if buf.is_empty() {
+                    *buf = BytesMut::new();
+                }
+                Poll::Pending
+            }
+            Poll::Ready(read) => {
+                if read.as_ref().is_ok_and(|&read| read == spare) {
+                    *room = READ_BUFFER_CAPACITY;
+                }
+                Poll::Ready(read)
+            }
+        }
+    })
+    .await
+}
+
 /// Resolves after `limit`, or never when there is none.
 async fn idle(limit: Option<Duration>) {
     match limit {
@@ -230,4 +269,69 @@ async fn commit<R: Reply>(out: &Output<R>) -> Vec<Option<CommitFailure>> {
         failed.push(result.as_ref().err().map(CommitFailure::of));
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_waiting_read_holds_no_buffer_unless_a_request_is_partial() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let mut buf = BytesMut::new();
+        let mut room = READ_BUFFER_CAPACITY;
+        assert!(
+            read_some(&mut server, &mut buf, &mut room)
+                .now_or_never()
+                .is_none()
+        );
+        assert_eq!(buf.capacity(), 0);
+
+        client.write_all(b"get q").await.unwrap();
+        assert_eq!(
+            read_some(&mut server, &mut buf, &mut room).await.unwrap(),
+            5
+        );
+        assert!(
+            read_some(&mut server, &mut buf, &mut room)
+                .now_or_never()
+                .is_none()
+        );
+        assert_eq!(&buf[..], b"get q");
+        assert!(buf.capacity() >= READ_BUFFER_CAPACITY);
+
+        client.write_all(b"\r\n").await.unwrap();
+        assert_eq!(
+            read_some(&mut server, &mut buf, &mut room).await.unwrap(),
+            2
+        );
+        assert_eq!(&buf[..], b"get q\r\n");
+    }
+
+    #[tokio::test]
+    async fn reads_start_small_and_grow_once_a_read_fills_the_buffer() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut buf = BytesMut::new();
+        let mut room = INITIAL_READ_BUFFER_CAPACITY;
+        client.write_all(b"version\r\n").await.unwrap();
+        assert_eq!(
+            read_some(&mut server, &mut buf, &mut room).await.unwrap(),
+            9
+        );
+        assert_eq!(room, INITIAL_READ_BUFFER_CAPACITY);
+        assert!(buf.capacity() < READ_BUFFER_CAPACITY);
+        buf.clear();
+
+        let burst = vec![b'x'; 4 * INITIAL_READ_BUFFER_CAPACITY];
+        client.write_all(&burst).await.unwrap();
+        let first = read_some(&mut server, &mut buf, &mut room).await.unwrap();
+        assert_eq!(first, buf.capacity());
+        assert_eq!(room, READ_BUFFER_CAPACITY);
+        let rest = read_some(&mut server, &mut buf, &mut room).await.unwrap();
+        assert_eq!(first + rest, burst.len());
+        assert_eq!(&buf[..], &burst[..]);
+    }
 }
