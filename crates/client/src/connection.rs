@@ -261,17 +261,7 @@ impl Connection {
         self.write_buf.clear();
         command::raw(&mut self.write_buf, command);
         self.clean = false;
-        let server = Arc::clone(&self.server);
-        let written = timed(
-            self.response_timeout,
-            &server,
-            self.stream.write_all(&self.write_buf),
-        )
-        .await
-        .and_then(|result| result.map_err(|source| lost(&server, source)));
-        if let Err(error) = written {
-            return Err(self.failed(error));
-        }
+        let server = self.send_write_buf().await?;
         loop {
             match response::parse_admin(&self.read_buf, shape) {
                 Ok(Some((lines, used))) => {
@@ -293,6 +283,23 @@ impl Connection {
             if let Err(error) = self.read_more(&server).await {
                 return Err(self.failed(error));
             }
+        }
+    }
+
+    /// Writes `write_buf` within the response timeout; returns the server's name for the
+    /// reply that follows.
+    async fn send_write_buf(&mut self) -> Result<Arc<str>> {
+        let server = Arc::clone(&self.server);
+        let written = timed(
+            self.response_timeout,
+            &server,
+            self.stream.write_all(&self.write_buf),
+        )
+        .await
+        .and_then(|result| result.map_err(|source| lost(&server, source)));
+        match written {
+            Ok(()) => Ok(server),
+            Err(error) => Err(self.failed(error)),
         }
     }
 
@@ -324,17 +331,7 @@ impl Connection {
     /// read's own wait) on top of the response timeout.
     async fn exchange(&mut self, extra_wait: Duration) -> Result<(Reply, Bytes)> {
         self.clean = false;
-        let server = Arc::clone(&self.server);
-        let written = timed(
-            self.response_timeout,
-            &server,
-            self.stream.write_all(&self.write_buf),
-        )
-        .await
-        .and_then(|result| result.map_err(|source| lost(&server, source)));
-        if let Err(error) = written {
-            return Err(self.failed(error));
-        }
+        let server = self.send_write_buf().await?;
         let wait = self.response_timeout.saturating_add(extra_wait);
         read_reply(&mut self.stream, &mut self.read_buf, wait, &server)
             .await

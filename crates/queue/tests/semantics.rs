@@ -59,6 +59,22 @@ fn take(queues: &QueueCollection, name: &str, mode: TakeMode) -> Option<Taken> {
     queues.get(name).expect("queue").take(mode).item
 }
 
+/// Queue options that keep only 1 KiB of items in memory, the rest in the spill file.
+fn one_kib_of_memory(_: &str) -> QueueOptions {
+    QueueOptions {
+        sync: SyncPolicy::Never,
+        max_memory_size: 1024,
+        ..QueueOptions::default()
+    }
+}
+
+/// `count` distinct 100-byte items, in order.
+fn numbered_items(count: u32) -> Vec<Bytes> {
+    (0..count)
+        .map(|i| Bytes::from(format!("{i:0100}")))
+        .collect()
+}
+
 fn drain(queues: &QueueCollection, name: &str) -> Vec<Bytes> {
     std::iter::from_fn(|| take(queues, name, TakeMode::Remove).map(|taken| taken.data)).collect()
 }
@@ -437,19 +453,13 @@ proptest! {
 #[test]
 fn a_queue_larger_than_its_memory_budget_keeps_order_and_bounded_memory_across_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let budget = |_: &str| QueueOptions {
-        sync: SyncPolicy::Never,
-        max_memory_size: 1024,
-        ..QueueOptions::default()
-    };
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
-    let expected: Vec<Bytes> = (0..10_000u32)
-        .map(|i| Bytes::from(format!("{i:0100}")))
-        .collect();
+    let expected = numbered_items(10_000);
     {
-        let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
-            .expect("open")
-            .0;
+        let queues =
+            QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), Arc::clone(&clock))
+                .expect("open")
+                .0;
         let queue = queues.get_or_create("big").expect("create");
         for item in &expected[..5_000] {
             queue.put(item.clone(), 0).expect("put");
@@ -467,7 +477,7 @@ fn a_queue_larger_than_its_memory_budget_keeps_order_and_bounded_memory_across_a
         }
         queue.write_pending().expect("write");
     }
-    let queues = QueueCollection::open(dir.path(), Box::new(budget), clock)
+    let queues = QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), clock)
         .expect("reopen")
         .0;
     let queue = queues.get("big").expect("recovered");
@@ -530,19 +540,13 @@ async fn sync_always_writers_share_fsyncs() {
 #[test]
 fn a_restart_rebuilds_the_spill_over_a_longer_leftover_file_without_reading_it() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let budget = |_: &str| QueueOptions {
-        sync: SyncPolicy::Never,
-        max_memory_size: 1024,
-        ..QueueOptions::default()
-    };
     let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
-    let expected: Vec<Bytes> = (0..4_000u32)
-        .map(|i| Bytes::from(format!("{i:0100}")))
-        .collect();
+    let expected = numbered_items(4_000);
     {
-        let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
-            .expect("open")
-            .0;
+        let queues =
+            QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), Arc::clone(&clock))
+                .expect("open")
+                .0;
         let queue = queues.get_or_create("big").expect("create");
         for item in &expected {
             queue.put(item.clone(), 0).expect("put");
@@ -561,7 +565,7 @@ fn a_restart_rebuilds_the_spill_over_a_longer_leftover_file_without_reading_it()
     assert!(leftover > 100_000, "a spill was written: {leftover}");
     std::fs::write(&spill, vec![0x5A; 2 * leftover as usize]).expect("garbage");
 
-    let queues = QueueCollection::open(dir.path(), Box::new(budget), Arc::clone(&clock))
+    let queues = QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), Arc::clone(&clock))
         .expect("reopen")
         .0;
     assert_eq!(queues.get("big").expect("recovered").stats().items, 2_500);
@@ -572,7 +576,7 @@ fn a_restart_rebuilds_the_spill_over_a_longer_leftover_file_without_reading_it()
         .write_pending()
         .expect("write");
     drop(queues);
-    let queues = QueueCollection::open(dir.path(), Box::new(budget), clock)
+    let queues = QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), clock)
         .expect("reopen drained")
         .0;
     assert_eq!(drain(&queues, "big"), Vec::<Bytes>::new());
