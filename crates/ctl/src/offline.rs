@@ -232,8 +232,8 @@ impl QueueReport {
                         false,
                         "in a segment superseded by a snapshot (ignored by the server)",
                     )
-                } else if index == newest && !damage.intact_record_follows {
-                    (false, "torn tail (the server truncates it when it starts)")
+                } else if index == newest && damage.torn_tail {
+                    (false, "torn tail (the server repairs it when it starts)")
                 } else {
                     (true, "the server refuses to start (unless --salvage)")
                 };

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
 use lanner_client::AdminReply;
 use lanner_client::blocking::Client;
@@ -196,8 +198,11 @@ fn reload(client: &Client, json: bool) -> anyhow::Result<String> {
 fn peek(client: &Client, queue: &str, json: bool) -> anyhow::Result<String> {
     let item = client.peek(queue, Duration::ZERO)?;
     if json {
-        let item = item.as_deref().map(String::from_utf8_lossy);
-        return Ok(format!("{}\n", json!({"queue": queue, "item": item})));
+        let value = match item.as_deref() {
+            Some(item) => item_json(queue, item),
+            None => json!({"queue": queue, "item": null}),
+        };
+        return Ok(format!("{value}\n"));
     }
     match item {
         Some(item) => {
@@ -289,13 +294,39 @@ fn take(
     Ok(())
 }
 
+/// An item as JSON, byte for byte: `"item"` when it is UTF-8, else `"item_base64"` (a lossy
+/// conversion would hand out an item that `take` then confirms, losing its bytes).
+fn item_json(queue: &str, item: &[u8]) -> Value {
+    match std::str::from_utf8(item) {
+        Ok(text) => json!({"queue": queue, "item": text}),
+        Err(_) => json!({"queue": queue, "item_base64": BASE64_STANDARD.encode(item)}),
+    }
+}
+
 fn write_item(out: &mut impl Write, queue: &str, item: &[u8], json: bool) -> std::io::Result<()> {
     if json {
-        let value = json!({"queue": queue, "item": String::from_utf8_lossy(item)});
-        writeln!(out, "{value}")?;
+        writeln!(out, "{}", item_json(queue, item))?;
     } else {
         out.write_all(item)?;
         out.write_all(b"\n")?;
     }
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_items_keep_every_byte() {
+        assert_eq!(
+            item_json("q", b"hello"),
+            json!({"queue": "q", "item": "hello"})
+        );
+        let binary = [0xff, 0x00, b'a', 0xc3];
+        let value = item_json("q", &binary);
+        assert!(value.get("item").is_none(), "{value}");
+        let encoded = value["item_base64"].as_str().expect("base64 text");
+        assert_eq!(BASE64_STANDARD.decode(encoded).unwrap(), binary);
+    }
 }

@@ -52,10 +52,11 @@ pub struct Damage {
     pub offset: u64,
     /// What is wrong there.
     pub reason: String,
-    /// Whether an intact record starts somewhere after it. Damage in the newest segment with
-    /// nothing intact after it is a torn tail, which the server truncates when it opens the
-    /// journal; anything else makes it refuse to start (unless `--salvage`).
-    pub intact_record_follows: bool,
+    /// Whether the server repairs this damage when it is in the newest segment: a torn record
+    /// with nothing intact after it (truncated), or a torn header (the file is dropped). Any
+    /// other damage, and an invalid header anywhere, makes it refuse to start (unless
+    /// `--salvage`).
+    pub torn_tail: bool,
 }
 
 /// What a scan of one segment file found.
@@ -90,8 +91,8 @@ pub fn scan_segment(
                 version,
             });
         }
-        HeaderCheck::Torn => return damaged_header(&handle, path, "truncated segment header"),
-        HeaderCheck::Invalid(reason) => return damaged_header(&handle, path, &reason),
+        HeaderCheck::Torn => return Ok(damaged_header("truncated segment header", true)),
+        HeaderCheck::Invalid(reason) => return Ok(damaged_header(&reason, false)),
     };
     let file_len = handle.metadata().at(path)?.len();
     let mut reader = BufReader::with_capacity(READ_BUFFER, &handle);
@@ -116,7 +117,7 @@ pub fn scan_segment(
                 scan.damage = Some(Damage {
                     offset,
                     reason: reason.to_string(),
-                    intact_record_follows: intact_record_after(&handle, path, offset)?,
+                    torn_tail: !intact_record_after(&handle, path, offset)?,
                 });
                 return Ok(scan);
             }
@@ -124,25 +125,17 @@ pub fn scan_segment(
     }
 }
 
-fn damaged_header(
-    mut handle: &File,
-    path: &Path,
-    reason: &str,
-) -> Result<SegmentScan, JournalError> {
-    Ok(SegmentScan {
+fn damaged_header(reason: &str, torn_tail: bool) -> SegmentScan {
+    SegmentScan {
         snapshot: None,
         records: 0,
         valid_bytes: 0,
         damage: Some(Damage {
             offset: 0,
             reason: reason.to_owned(),
-            intact_record_follows: {
-                let mut rest = Vec::new();
-                handle.read_to_end(&mut rest).at(path)?;
-                any_intact_record(&Bytes::from(rest))
-            },
+            torn_tail,
         }),
-    })
+    }
 }
 
 /// Whether an intact record starts at or after `offset` (the server's torn-tail test).
@@ -152,11 +145,8 @@ fn intact_record_after(mut handle: &File, path: &Path, offset: u64) -> Result<bo
         .seek(SeekFrom::Start(offset))
         .and_then(|_| handle.read_to_end(&mut rest))
         .at(path)?;
-    Ok(any_intact_record(&Bytes::from(rest)))
-}
-
-fn any_intact_record(rest: &Bytes) -> bool {
-    (0..rest.len()).any(|at| record::intact_record_at(rest, at))
+    let rest = Bytes::from(rest);
+    Ok((0..rest.len()).any(|at| record::intact_record_at(&rest, at)))
 }
 
 /// The queue state that a sequence of records adds up to, applied as replay does
@@ -293,12 +283,41 @@ mod tests {
         let damage = scan.damage.expect("damage found");
         assert_eq!(damage.offset, offsets[1].0);
         assert!(damage.reason.contains("checksum"), "{}", damage.reason);
-        assert!(damage.intact_record_follows);
+        assert!(!damage.torn_tail, "an intact record follows the damage");
         assert_eq!(scan.records, 1);
         assert_eq!(
             std::fs::read(&files[0].path).unwrap(),
             bytes,
             "nothing written"
         );
+    }
+
+    /// The server drops a newest segment whose header is cut short, but refuses to start on an
+    /// invalid header, wherever it is.
+    #[test]
+    fn only_a_torn_header_counts_as_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path(), "q", JournalOptions::default()).unwrap();
+        journal.sync_all().unwrap();
+        drop(journal);
+        let file = &segment_files(dir.path(), "q").unwrap()[0];
+        let header = std::fs::read(&file.path).unwrap();
+
+        let mut invalid = header.clone();
+        invalid[0] ^= 0xff;
+        std::fs::write(&file.path, &invalid).unwrap();
+        let damage = scan_segment(file, u64::MAX, &mut |_, _, _| {})
+            .unwrap()
+            .damage
+            .expect("an invalid header");
+        assert_eq!(damage.offset, 0);
+        assert!(!damage.torn_tail, "{damage:?}");
+
+        std::fs::write(&file.path, &header[..header.len() / 2]).unwrap();
+        let damage = scan_segment(file, u64::MAX, &mut |_, _, _| {})
+            .unwrap()
+            .damage
+            .expect("a torn header");
+        assert!(damage.torn_tail, "{damage:?}");
     }
 }
