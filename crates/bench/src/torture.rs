@@ -247,6 +247,8 @@ pub fn run(options: &Options) -> Result<Report> {
         torture.ledger.apply(cycle, events);
         server = torture.start()?;
         torture.check_queue(server.addr, cycle)?;
+        // The check held every item open; the next load starts from a settled queue.
+        wait_until_given_back(server.addr, &options.queue)?;
         ensure!(
             cycle_started.elapsed() < Duration::from_secs(options.cycle_timeout),
             "cycle {cycle} took {:?}, over --cycle-timeout {} s",

@@ -244,8 +244,12 @@ impl QueueCollection {
     pub fn put(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
         let mut commits = Vec::new();
         for child in self.children(name) {
-            if let Ok(PutOutcome::Stored(seq)) = child.put(data.clone(), exptime) {
-                commits.push((child, seq));
+            match child.put(data.clone(), exptime) {
+                Ok(PutOutcome::Stored(seq)) => commits.push((child, seq)),
+                // A full child refuses its copy, as in Kestrel; one deleted meanwhile needs none.
+                Ok(PutOutcome::NotStored) | Err(QueueError::Deleted) => {}
+                // A copy the child cannot journal must not be acknowledged as stored.
+                Err(error) => return Err(error),
             }
         }
         let (queue, outcome) = match self.put_in(name, data.clone(), exptime) {

@@ -490,7 +490,6 @@ impl Queue {
             waiters: self.waiters.load(Ordering::Relaxed) as u64,
             counters: state.counters,
             journal,
-            journal_poisoned: self.journal.is_poisoned(),
         }
     }
 
@@ -681,8 +680,6 @@ pub struct QueueStats {
     pub waiters: u64,
     pub counters: Counters,
     pub journal: JournalStats,
-    /// True after a journal write or fsync failed: the queue refuses writes until a restart.
-    pub journal_poisoned: bool,
 }
 
 /// Counts a blocking reader as a waiter for as long as it waits, however it stops.

@@ -161,3 +161,27 @@ fn a_failed_fsync_poisons_only_that_queue() {
     let items: Vec<String> = std::iter::from_fn(|| take(&jobs)).collect();
     assert_eq!(items, ["a", "b"]);
 }
+
+#[test]
+fn a_set_whose_fanout_copy_cannot_be_journaled_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = SimStorage::new();
+    let queues = open(&sim, dir.path());
+    let child = queues.get_or_create("jobs+audit").unwrap();
+    put(&child, "a").unwrap();
+    sim.fail(SimFault::Sync, true);
+    put(&child, "b").unwrap_err();
+    sim.fail(SimFault::Sync, false);
+    assert!(child.stats().journal.poisoned);
+    let refused = queues
+        .put("jobs", Bytes::from_static(b"c"), 0)
+        .err()
+        .expect("the child's refusal reaches the set");
+    assert!(matches!(refused, QueueError::Poisoned { .. }), "{refused}");
+    assert!(
+        queues
+            .get("jobs")
+            .is_none_or(|jobs| jobs.stats().items == 0),
+        "nothing stored in the master either"
+    );
+}

@@ -111,7 +111,7 @@ fn dequeued_counts_removes_and_confirms_but_not_peeks_or_aborts() {
     let stats = queue.stats();
     assert_eq!(stats.counters.dequeued, 2);
     assert_eq!(stats.items, 2);
-    assert!(!stats.journal_poisoned);
+    assert!(!stats.journal.poisoned);
 }
 
 #[test]

@@ -40,20 +40,21 @@ use crate::tls::Tls;
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     access::refuse_unprotected_text_protocol(&config)?;
     let tls = config.server.tls.as_ref().map(Tls::load).transpose()?;
+    // Before anything listens: a SIGTERM during recovery or right after the port accepts must
+    // stop the server gracefully (once recovered), not kill it.
+    let signals = Signals::install()?;
     let admin = AdminServer::start(&config.server.admin_listen).await?;
     // Off the async workers, so the admin port answers /healthz during a long replay.
     let recovered = tokio::task::spawn_blocking(move || recover(config, config_path)).await;
     let shared = Arc::new(recovered.context("journal recovery panicked")??);
-    if let Some(admin) = &admin {
-        admin.recovered(&shared);
-    }
-    // Before anything listens: a SIGTERM right after the port accepts must stop the server
-    // gracefully, not kill it.
-    let signals = Signals::install()?;
     let listener = listen(shared.server.listen)
         .with_context(|| format!("cannot listen on {}", shared.server.listen))?;
     let text_listener = bind_text_listener(&shared.server.text_listen).await?;
     let tls_listener = bind_tls_listener(shared.server.tls.as_ref())?;
+    // Ready only once every port is bound: a failed bind must never have looked ready.
+    if let Some(admin) = &admin {
+        admin.recovered(&shared);
+    }
     let address = listener.local_addr()?;
     info!(%address, "lanner listening on {address}");
     access::warn_if_exposed("memcache", address, &shared.users);

@@ -81,7 +81,7 @@ fn queue_figures(name: &str, stats: &QueueStats) -> Value {
         "journal_rotations": stats.journal.rotations,
         "journal_rewrites": stats.journal.rewrites,
         "journal_fsyncs": stats.journal.fsyncs,
-        "journal_poisoned": stats.journal_poisoned,
+        "journal_poisoned": stats.journal.poisoned,
     })
 }
 

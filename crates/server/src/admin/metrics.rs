@@ -279,7 +279,7 @@ const QUEUE_METRICS: &[QueueMetric] = &[
         name: "lanner_queue_journal_poisoned",
         help: "1 when a journal write or fsync failed: the queue refuses writes until a restart.",
         kind: MetricType::Gauge,
-        value: |stats| f64::from(u8::from(stats.journal_poisoned)),
+        value: |stats| f64::from(u8::from(stats.journal.poisoned)),
     },
 ];
 
