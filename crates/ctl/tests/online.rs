@@ -91,6 +91,7 @@ fn take_waits_for_an_item() {
             std::time::Instant::now() < deadline,
             "the take never waited"
         );
+        std::thread::sleep(support::POLL_INTERVAL);
     }
     success(&server.ctl(&["put", "late", "finally"]));
     assert_eq!(success(&taker.join().unwrap()), "finally\n");

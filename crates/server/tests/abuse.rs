@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use support::{Client, Server};
 
+/// Connections streaming random bytes at once in the garbage test.
+const GARBAGE_STREAMS: u64 = 100;
+
 /// A normal client's round trips keep working and come back in order.
 fn assert_serves_normally(client: &mut Client, rounds: usize) {
     for round in 0..rounds {
@@ -71,7 +74,7 @@ fn slow_senders_and_a_hundred_garbage_streams_do_not_disturb_normal_clients() {
     let mut slow: Vec<TcpStream> = (0..50)
         .map(|_| TcpStream::connect(server.addr).expect("connect"))
         .collect();
-    let garbage: Vec<std::thread::JoinHandle<u64>> = (0..100u64)
+    let garbage: Vec<std::thread::JoinHandle<u64>> = (0..GARBAGE_STREAMS)
         .map(|seed| {
             let addr = server.addr;
             std::thread::spawn(move || stream_garbage(addr, seed, Duration::from_secs(2)))
@@ -97,7 +100,12 @@ fn slow_senders_and_a_hundred_garbage_streams_do_not_disturb_normal_clients() {
         .map(|thread| thread.join().expect("garbage thread"))
         .sum();
     assert_serves_normally(&mut client, 20);
-    assert!(garbage_connections >= 100, "{garbage_connections}");
+    // Each thread reconnects whenever the server closes its garbage (1,131 to 2,747 in all
+    // here); no more than one each would mean the server stopped closing them.
+    assert!(
+        garbage_connections > 2 * GARBAGE_STREAMS,
+        "only {garbage_connections} garbage connections"
+    );
     eprintln!(
         "{rounds} normal round trips, slowest {slowest:?}, beside {garbage_connections} \
          garbage connections"

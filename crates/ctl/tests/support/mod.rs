@@ -20,6 +20,9 @@ use tempfile::TempDir;
 /// How long any single expected event may take before a test fails (a bound, never a sleep).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Pause between two polls of a condition (never a wait for the condition itself).
+pub const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
 /// The `lanner` binary, built on first use.
 pub fn lanner_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
