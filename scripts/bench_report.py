@@ -105,6 +105,14 @@ class Targets:
                  None if value is None else value >= goal)
 
 
+def note_status(tid, targets):
+    """How a note's heading marks its target: nothing when missed, met, or no target at all."""
+    if tid in targets.failed:
+        return ""
+    statuses = {status for row_tid, *_, status in targets.rows if row_tid == tid}
+    return " (met)" if "**met**" in statuses else " (no target)"
+
+
 def check_targets(r, notes, machine):
     t = Targets(r, notes)
     t.rate_ratio("produce_redis", "produce 8x16", "redis", 2.5)
@@ -326,7 +334,7 @@ def main():
                 "From `scripts/bench_notes.json`, written from this run's figures and the profiles in "
                 "[performance.md](performance.md).", ""]
         for tid in shown:
-            doc += [f"**{tid}**{'' if tid in targets.failed else ' (met)'}: {notes[tid]}", ""]
+            doc += [f"**{tid}**{note_status(tid, targets)}: {notes[tid]}", ""]
     doc += ["## All runs", "",
             "Rates count messages acknowledged (produce) or received (consume) per second of the run; "
             "latency is from writing a batch of requests to reading each reply, except for *mixed* "

@@ -10,7 +10,7 @@ use tracing::info;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// Records, and journal bytes, replayed between two looks at the clock: reading it for every
-/// record took 4 % of a replay of 1,000,000 items.
+/// record took 4 % of the samples of a profiled replay of 1,000,000 items.
 const RECORDS_PER_CLOCK_READ: u64 = 1024;
 const BYTES_PER_CLOCK_READ: u64 = 16 << 20;
 
