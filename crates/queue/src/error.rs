@@ -9,9 +9,7 @@ pub enum QueueError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     /// The journal failed earlier and accepts no more writes until a restart.
-    #[error(
-        "journal for queue {queue} is poisoned after a failed write or fsync; restart the server"
-    )]
+    #[error("journal for queue {queue} is poisoned after a failed fsync; restart the server")]
     Poisoned { queue: String },
     /// The queue was deleted while the operation was on its way; retry on the new queue.
     #[error("queue was deleted")]

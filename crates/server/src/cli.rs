@@ -68,6 +68,10 @@ impl Args {
             config.server.data_dir.clone_from(data_dir);
         }
         config.server.salvage |= self.salvage;
+        // The flags are checked as the file is: `--admin-listen port` must not silently disable.
+        config
+            .validate()
+            .map_err(|message| anyhow::anyhow!("command-line flags: {message}"))?;
         Ok(config)
     }
 }
@@ -90,4 +94,22 @@ pub fn print_password_hash() -> anyhow::Result<()> {
     let hash = crate::access::hash_password(password.as_bytes()).map_err(anyhow::Error::msg)?;
     println!("{hash}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_of(flags: &[&str]) -> anyhow::Result<Config> {
+        let args = std::iter::once("lanner").chain(flags.iter().copied());
+        Args::try_parse_from(args).expect("flags parse").config()
+    }
+
+    #[test]
+    fn flags_are_validated_like_the_file() {
+        let error = config_of(&["--admin-listen", "port 2223"]).unwrap_err();
+        assert!(error.to_string().contains("admin_listen"), "{error}");
+        let config = config_of(&["--admin-listen", ""]).expect("disabled");
+        assert_eq!(config.server.admin_listen_addr(), None);
+    }
 }

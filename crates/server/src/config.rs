@@ -440,7 +440,7 @@ impl Config {
     }
 
     /// Checks what serde cannot: queue and alias names, and alias destinations.
-    fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         let tables = self
             .queues
             .iter()

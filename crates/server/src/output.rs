@@ -62,6 +62,15 @@ impl Reply for TextReply {
     }
 }
 
+/// The text of the error reply to a failed queue operation: journal failures read as they do
+/// when a commit fails (no file paths), anything else as the error says.
+pub fn queue_error_reason(error: &QueueError) -> String {
+    match error {
+        QueueError::Journal(_) | QueueError::Poisoned { .. } => CommitFailure::of(error).reason(),
+        other => other.to_string(),
+    }
+}
+
 /// Why a queue's journal could not commit a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitFailure {
@@ -87,7 +96,7 @@ impl CommitFailure {
     }
 
     /// The text of the error reply (without the protocol's framing).
-    fn reason(&self) -> String {
+    pub fn reason(&self) -> String {
         match self {
             CommitFailure::WriteFailed(reason) => format!("journal write failed: {reason}"),
             CommitFailure::Poisoned => {
@@ -250,6 +259,24 @@ impl<R: Reply> Output<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_errors_answer_without_file_paths() {
+        let full = QueueError::Journal(JournalError::Io {
+            path: "/data/q.3.journal".into(),
+            source: std::io::Error::other("No space left on device"),
+        });
+        assert_eq!(
+            queue_error_reason(&full),
+            "journal write failed: No space left on device"
+        );
+        let poisoned = QueueError::Poisoned { queue: "q".into() };
+        assert_eq!(
+            queue_error_reason(&poisoned),
+            "journal poisoned after a failed fsync; restart the server"
+        );
+        assert_eq!(queue_error_reason(&QueueError::BadName), "bad queue name");
+    }
 
     #[test]
     fn a_large_written_batch_does_not_keep_its_buffer() {

@@ -43,7 +43,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     // Before anything listens: a SIGTERM during recovery or right after the port accepts must
     // stop the server gracefully (once recovered), not kill it.
     let signals = Signals::install()?;
-    let admin = AdminServer::start(&config.server.admin_listen).await?;
+    let admin = AdminServer::start(config.server.admin_listen_addr()).await?;
     // Off the async workers, so the admin port answers /healthz during a long replay.
     let recovered = tokio::task::spawn_blocking(move || recover(config, config_path)).await;
     let shared = Arc::new(recovered.context("journal recovery panicked")??);

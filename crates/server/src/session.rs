@@ -11,7 +11,7 @@ use tracing::{debug, info};
 
 use crate::access::{ACCESS_DENIED, User, parse_credentials};
 use crate::open_reads::OpenReads;
-use crate::output::Output;
+use crate::output::{Output, queue_error_reason};
 use crate::reload::reload;
 use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
@@ -524,6 +524,6 @@ fn stored_reply(outcome: PutOutcome) -> Response {
 fn error_reply(error: &QueueError) -> Response {
     match error {
         QueueError::BadName => Response::ClientError("bad queue name".to_owned()),
-        other => Response::ServerError(other.to_string()),
+        other => Response::ServerError(queue_error_reason(other)),
     }
 }

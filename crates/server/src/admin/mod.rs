@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -47,15 +47,10 @@ pub struct AdminServer {
 
 impl AdminServer {
     /// Binds `admin_listen` (`None` when it is `""`) and serves on the current runtime.
-    pub async fn start(admin_listen: &str) -> anyhow::Result<Option<AdminServer>> {
-        if admin_listen.is_empty() {
+    pub async fn start(address: Option<SocketAddr>) -> anyhow::Result<Option<AdminServer>> {
+        let Some(address) = address else {
             return Ok(None);
-        }
-        let address: SocketAddr = admin_listen.parse().map_err(|_| {
-            anyhow!(
-                "invalid admin_listen {admin_listen:?}: write an address such as \"127.0.0.1:2223\", or \"\" to disable"
-            )
-        })?;
+        };
         let listener = TcpListener::bind(address)
             .await
             .with_context(|| format!("cannot listen for the admin HTTP port on {address}"))?;

@@ -15,7 +15,7 @@ use lanner_proto::{TextReply, TextRequest};
 use lanner_queue::{PutOutcome, Queue, Seq, TakeMode, TakeOutcome};
 
 use crate::open_reads::OpenReads;
-use crate::output::Output;
+use crate::output::{Output, queue_error_reason};
 use crate::session::{Monitor, Step, Wait};
 use crate::shared::Shared;
 use crate::stats::bump;
@@ -192,7 +192,7 @@ impl TextSession {
             }
         }
         let reply = match failure {
-            Some(error) if stored == 0 => TextReply::Error(error.to_string()),
+            Some(error) if stored == 0 => TextReply::Error(queue_error_reason(&error)),
             _ => TextReply::Count(stored),
         };
         out.push_after_commits(&reply, &commits);
@@ -301,7 +301,7 @@ impl TextSession {
         self.open_reads.forget(name);
         match self.shared.queues.delete(name) {
             Ok(_) => out.push(&TextReply::Count(0)),
-            Err(error) => out.push(&TextReply::Error(error.to_string())),
+            Err(error) => out.push(&TextReply::Error(queue_error_reason(&error))),
         }
     }
 
@@ -335,7 +335,7 @@ impl TextSession {
         match self.shared.queues.get_or_create(name) {
             Ok(queue) => Some(queue),
             Err(error) => {
-                out.push(&TextReply::Error(error.to_string()));
+                out.push(&TextReply::Error(queue_error_reason(&error)));
                 None
             }
         }
