@@ -114,6 +114,24 @@ pub(crate) fn read_header_bytes(
     Ok(bytes)
 }
 
+/// Why [`create`] failed.
+#[derive(Debug)]
+pub(crate) enum CreateFailure {
+    /// Nothing is left behind: the same segment can be created again later.
+    Clean(JournalError),
+    /// The header could not be written and the file could not be removed again: a retry
+    /// would find it in the way.
+    LeftBehind(JournalError),
+}
+
+impl From<CreateFailure> for JournalError {
+    fn from(failure: CreateFailure) -> Self {
+        match failure {
+            CreateFailure::Clean(error) | CreateFailure::LeftBehind(error) => error,
+        }
+    }
+}
+
 /// Creates `path` (which must not exist) and writes `header` into it. The file is opened for
 /// appending, so later writes go after the header. If the header cannot be written the file
 /// is removed again. The caller fsyncs the directory.
@@ -121,12 +139,15 @@ pub(crate) fn create(
     storage: &dyn Storage,
     path: &Path,
     header: Header,
-) -> Result<Arc<dyn StorageFile>, JournalError> {
-    let file = storage.create_new(path).at(path)?;
+) -> Result<Arc<dyn StorageFile>, CreateFailure> {
+    let file = storage
+        .create_new(path)
+        .at(path)
+        .map_err(CreateFailure::Clean)?;
     if let Err(e) = file.append(&header.encode()) {
         drop(file);
-        crate::files::remove_file(storage, path)?;
-        return Err(e).at(path);
+        crate::files::remove_file(storage, path).map_err(CreateFailure::LeftBehind)?;
+        return Err(e).at(path).map_err(CreateFailure::Clean);
     }
     Ok(file)
 }

@@ -10,7 +10,7 @@ use crate::files;
 use crate::latency::timed_fsync;
 use crate::record::Record;
 use crate::replay::Tail;
-use crate::segment::{self, HEADER_LEN, Header};
+use crate::segment::{self, CreateFailure, HEADER_LEN, Header};
 use crate::stats::Counters;
 use crate::storage::{Storage, StorageFile};
 
@@ -162,7 +162,10 @@ impl Writer {
                 segment: number,
             },
         )
-        .map_err(WriteFailure::retry)?;
+        .map_err(|failure| match failure {
+            CreateFailure::Clean(error) => WriteFailure::retry(error),
+            CreateFailure::LeftBehind(error) => WriteFailure::fatal(error),
+        })?;
         files::sync_dir(&*self.storage, &self.dir).map_err(WriteFailure::fatal)?;
         tracing::debug!(queue = %self.queue, segment = number, "journal: rotated");
         self.install(file, number, path, HEADER_LEN, counters);

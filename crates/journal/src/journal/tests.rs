@@ -153,6 +153,25 @@ fn a_failed_rotation_create_is_retried() {
     );
 }
 
+/// A rotation whose new segment can neither take its header nor be removed again would find
+/// that file in the way on every retry: it poisons instead of retrying for ever.
+#[test]
+fn a_rotation_that_cannot_clean_up_its_new_segment_poisons() {
+    let (sim, dir) = sim();
+    let (journal, _) = open_sim(&sim, &dir, 64);
+    for n in 0..2 {
+        journal.write_through(journal.append(&add(n))).unwrap();
+    }
+    let seq = journal.append(&add(2));
+    sim.fail(SimFault::Write, true);
+    sim.fail(SimFault::Remove, true);
+    assert!(journal.write_through(seq).is_err());
+    assert!(journal.is_poisoned());
+    sim.fail(SimFault::Write, false);
+    sim.fail(SimFault::Remove, false);
+    assert!(is_poisoned_error(journal.write_through(seq)));
+}
+
 #[test]
 fn oversized_record_poisons_instead_of_writing_an_unreadable_journal() {
     let dir = tempfile::tempdir().unwrap();
