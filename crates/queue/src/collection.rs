@@ -239,8 +239,9 @@ impl QueueCollection {
     }
 
     /// Adds an item to `name`: first a copy to each of its fanout children (each applies its
-    /// own limits; their refusals are ignored, as Kestrel's), then to the queue itself, whose
-    /// answer is the result. Retries once if the queue is deleted meanwhile.
+    /// own limits; their refusals are ignored, as Kestrel's, but a child's journal error fails
+    /// the put before the queue itself is written), then to the queue itself, whose answer is
+    /// the result. Retries once if the queue is deleted meanwhile.
     pub fn put(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
         let mut commits = Vec::new();
         for child in self.children(name) {
