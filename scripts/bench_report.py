@@ -237,7 +237,11 @@ def extra_tables(r):
     if rows:
         out += ["### Fan-in: idle connections next to an active load", "",
                 "| server | produce/s alone | produce/s with idle | ratio | consume/s alone | consume/s with idle | ratio | RSS before MiB | RSS with idle MiB | growth MiB | s to open them |",
-                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, "",
+                "Each column is the median over the repetitions on its own. A *ratio* is the median of each "
+                "repetition's own with-idle / alone ratio (the two loads of one repetition ran back to back on "
+                "one server process), so it need not equal the quotient of the two rate medians beside it when "
+                "the machine's speed changed between repetitions.", ""]
     rows = []
     for server in SERVERS:
         if not r.runs("1M x 1KiB", server):
