@@ -270,9 +270,16 @@ impl QueueCollection {
         exptime: i64,
         payload: impl Fn() -> Bytes,
     ) -> Result<FanoutPut, QueueError> {
+        // One registry lock for both lookups: it is the only lock every put shares.
+        let (children, known) = {
+            let registry = self.read();
+            // The fanout children (queues named `name+...`), in creation order.
+            let children = registry.fanouts.get(name).cloned().unwrap_or_default();
+            (children, registry.queues.get(name).cloned())
+        };
         let data = payload();
         let mut commits = Commits::new();
-        for child in self.children(name) {
+        for child in children {
             match child.put(data.clone(), exptime) {
                 Ok(PutOutcome::Stored(seq)) => commits.push((child, seq)),
                 // A full child refuses its copy, as in Kestrel; one deleted meanwhile needs none.
@@ -281,7 +288,11 @@ impl QueueCollection {
                 Err(error) => return Err(error),
             }
         }
-        let (queue, outcome) = match self.put_in(name, data, exptime) {
+        let first = match known {
+            Some(queue) => put_into(queue, data, exptime),
+            None => self.put_in(name, data, exptime),
+        };
+        let (queue, outcome) = match first {
             // Only the queue itself is retried: its children already hold their copies.
             Err(QueueError::Deleted) => self.put_in(name, payload(), exptime)?,
             result => result?,
@@ -298,14 +309,7 @@ impl QueueCollection {
         data: Bytes,
         exptime: i64,
     ) -> Result<(Arc<Queue>, PutOutcome), QueueError> {
-        let queue = self.get_or_create(name)?;
-        let outcome = queue.put(data, exptime)?;
-        Ok((queue, outcome))
-    }
-
-    /// The fanout children of `master` (queues named `master+...`), in creation order.
-    pub fn children(&self, master: &str) -> Vec<Arc<Queue>> {
-        self.read().fanouts.get(master).cloned().unwrap_or_default()
+        put_into(self.get_or_create(name)?, data, exptime)
     }
 
     /// Names of `master`'s fanout children, or `None` when it never had any (Kestrel reports
@@ -419,6 +423,15 @@ impl QueueCollection {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn put_into(
+    queue: Arc<Queue>,
+    data: Bytes,
+    exptime: i64,
+) -> Result<(Arc<Queue>, PutOutcome), QueueError> {
+    let outcome = queue.put(data, exptime)?;
+    Ok((queue, outcome))
 }
 
 /// The master of a fanout child: the text before the first `+` (`a+b+c` -> `a`).
