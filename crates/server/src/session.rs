@@ -215,9 +215,9 @@ impl Session {
     }
 
     /// `set`: `STORED` once the item (for an alias: every destination's copy) is committed.
-    fn set(&mut self, name: &str, exptime: i64, data: impl Fn() -> Bytes, out: &mut Output) {
+    fn set(&mut self, name: &str, exptime: i64, payload: impl Fn() -> Bytes, out: &mut Output) {
         bump(&self.shared.stats.cmd_set);
-        let put = self.shared.put_item(name, data, exptime);
+        let put = self.shared.put_item(name, payload, exptime);
         match put.outcome {
             Ok(outcome) => out.push_after_commits(&stored_reply(outcome), &put.commits),
             Err(error) => {

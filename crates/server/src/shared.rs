@@ -79,7 +79,7 @@ impl Shared {
             commits: Commits::new(),
         };
         for destination in &alias.destinations {
-            match self.queues.put(destination, data.clone(), exptime) {
+            match self.queues.put_with(destination, exptime, || data.clone()) {
                 Ok(done) => {
                     put.commits.extend(done.commits);
                     if done.outcome == PutOutcome::NotStored {
