@@ -120,7 +120,7 @@ pub fn queue_names(request: &Request) -> Vec<&str> {
         | Request::Delete { queue }
         | Request::Flush { queue }
         | Request::FlushExpired { queue } => vec![queue.as_str()],
-        Request::DumpStats { queues } => queues.iter().map(String::as_str).collect(),
+        Request::DumpStats { queues } => queues.iter().map(|queue| queue.as_str()).collect(),
         Request::FlushAll
         | Request::FlushAllExpired
         | Request::Stats

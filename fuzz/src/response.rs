@@ -34,11 +34,11 @@ impl From<AnyResponse> for Response {
             AnyResponse::Deleted => Response::Deleted,
             AnyResponse::End => Response::End,
             AnyResponse::Value { key, data } => Response::Value {
-                key,
+                key: key.into(),
                 data: Bytes::from(data),
             },
             AnyResponse::MonitorItem { key, data } => Response::MonitorItem {
-                key,
+                key: key.into(),
                 data: Bytes::from(data),
             },
             AnyResponse::Error => Response::Error,

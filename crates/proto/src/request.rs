@@ -2,14 +2,17 @@
 
 use std::ops::Range;
 
-/// One parsed request. Queue names have already passed [`crate::validate_queue_name`].
+use smol_str::SmolStr;
+
+/// One parsed request. Queue names have already passed [`crate::validate_queue_name`]; they are
+/// [`SmolStr`]s, so the short names of the hot path are held inline instead of on the heap.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     /// `set <q> <flags> <exptime> <bytes>\r\n<data>\r\n`. `data` is the payload's byte range
     /// inside the input given to [`crate::parse()`], so the caller can slice it without a copy.
     Set {
         /// The queue to add to.
-        queue: String,
+        queue: SmolStr,
         /// The memcache flags: a Java `Int` on the wire, kept as its 32-bit pattern; Kestrel
         /// ignores them.
         flags: u32,
@@ -22,14 +25,14 @@ pub enum Request {
     /// `get <q>[/opt]*` or `gets ...` (gets is accepted as get). Extra keys are ignored.
     Get {
         /// The queue name, without the `/options`.
-        queue: String,
+        queue: SmolStr,
         /// The options that followed the name.
         options: GetOptions,
     },
     /// `monitor <q> <seconds> [<max_items>]`.
     Monitor {
         /// The queue to read from.
-        queue: String,
+        queue: SmolStr,
         /// How long to stream items; a negative value on the wire is 0.
         seconds: u32,
         /// At most this many items (`None`: the server's open-read limit); a negative value on
@@ -39,26 +42,26 @@ pub enum Request {
     /// `confirm <q> <count>`; count 0 is parsed (the server answers `ERROR`), negative is rejected.
     Confirm {
         /// The queue whose open reads to confirm.
-        queue: String,
+        queue: SmolStr,
         /// How many of this connection's oldest open reads to confirm.
         count: u32,
     },
     /// `delete <q>`.
     Delete {
         /// The queue to delete.
-        queue: String,
+        queue: SmolStr,
     },
     /// `flush <q>`.
     Flush {
         /// The queue to empty.
-        queue: String,
+        queue: SmolStr,
     },
     /// `flush_all`.
     FlushAll,
     /// `flush_expired <q>`.
     FlushExpired {
         /// The queue to remove expired items from.
-        queue: String,
+        queue: SmolStr,
     },
     /// `flush_all_expired`.
     FlushAllExpired,
@@ -67,7 +70,7 @@ pub enum Request {
     /// `dump_stats [<q> ...]`.
     DumpStats {
         /// The queues to report; empty means all queues and aliases.
-        queues: Vec<String>,
+        queues: Vec<SmolStr>,
     },
     /// `dump_config`.
     DumpConfig,

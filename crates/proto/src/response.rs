@@ -1,6 +1,7 @@
 //! Replies, encoded byte for byte as Kestrel 2.4 sends them (spec a.2, a.3).
 
 use bytes::{Bytes, BytesMut};
+use smol_str::SmolStr;
 
 /// One reply. `encode` appends its exact wire bytes to a buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,8 +16,9 @@ pub enum Response {
     End,
     /// `VALUE <key> 0 <len>\r\n<data>\r\nEND\r\n`
     Value {
-        /// The bare queue name (or the full key, when the server echoes it).
-        key: String,
+        /// The bare queue name (or the full key, when the server echoes it); inline when short,
+        /// so a reply needs no heap allocation for it.
+        key: SmolStr,
         /// The item's payload.
         data: Bytes,
     },
@@ -24,7 +26,7 @@ pub enum Response {
     /// stream is `MonitorItem` followed by `End`; the stream ends with a final `End`).
     MonitorItem {
         /// The bare queue name.
-        key: String,
+        key: SmolStr,
         /// The item's payload.
         data: Bytes,
     },
@@ -170,8 +172,8 @@ mod tests {
         buf.to_vec()
     }
 
-    fn item(key: &str, data: &'static [u8]) -> (String, Bytes) {
-        (key.to_owned(), Bytes::from_static(data))
+    fn item(key: &str, data: &'static [u8]) -> (SmolStr, Bytes) {
+        (key.into(), Bytes::from_static(data))
     }
 
     #[test]

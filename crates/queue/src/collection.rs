@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
+use foldhash::fast::RandomState;
 use lanner_journal::{DirLock, FsStorage, Replay, Seq, Storage, list_queues, lock_dir};
+use smallvec::SmallVec;
 use tracing::info;
 
 use crate::clock::Clock;
@@ -55,20 +57,32 @@ fn journal_bytes(dir: &Path, queues: &[String]) -> Result<u64, QueueError> {
     Ok(total)
 }
 
+/// Queues with the journal position each must commit. Inline for one queue, so a put to a
+/// queue without fanout children allocates nothing for it.
+pub type Commits = SmallVec<[(Arc<Queue>, Seq); 1]>;
+
 /// The result of a put through the collection: the master queue's answer, and every queue
 /// (master and fanout children) with the journal position to commit before replying.
 pub struct FanoutPut {
     pub outcome: PutOutcome,
-    pub commits: Vec<(Arc<Queue>, Seq)>,
+    pub commits: Commits,
 }
+
+/// A map keyed by queue name. Names come from the network, and foldhash is only minimally
+/// HashDoS-resistant (a random seed per map, which an attacker timing lookups could learn).
+/// That is acceptable here: a name enters a map only when its queue is created, which costs a
+/// journal file, so the entries anyone could make collide are bounded by the disk and the
+/// file limit long before their collisions would slow lookups; SipHash cost 4 % of the
+/// instructions of a set+get for three lookups.
+type NameMap<V> = HashMap<String, V, RandomState>;
 
 /// The queues by name, and each fanout master's children.
 #[derive(Default)]
 struct Registry {
-    queues: HashMap<String, Arc<Queue>>,
+    queues: NameMap<Arc<Queue>>,
     /// Master name to children, in creation order. An entry outlives its last child (Kestrel
     /// keeps reporting an empty `children` stat).
-    fanouts: HashMap<String, Vec<Arc<Queue>>>,
+    fanouts: NameMap<Vec<Arc<Queue>>>,
 }
 
 impl Registry {
@@ -243,8 +257,29 @@ impl QueueCollection {
     /// the put before the queue itself is written), then to the queue itself, whose answer is
     /// the result. Retries once if the queue is deleted meanwhile.
     pub fn put(&self, name: &str, data: Bytes, exptime: i64) -> Result<FanoutPut, QueueError> {
-        let mut commits = Vec::new();
-        for child in self.children(name) {
+        self.put_with(name, exptime, || data.clone())
+    }
+
+    /// [`QueueCollection::put`] of the bytes `payload` makes. It is called once, and once more
+    /// only for the retry after the queue was deleted meanwhile (the first bytes went with the
+    /// deleted queue), so a put needs no second handle on them: cloning a `Bytes` made from a
+    /// `Vec` allocates a shared header.
+    pub fn put_with(
+        &self,
+        name: &str,
+        exptime: i64,
+        payload: impl Fn() -> Bytes,
+    ) -> Result<FanoutPut, QueueError> {
+        // One registry lock for both lookups: it is the only lock every put shares.
+        let (children, known) = {
+            let registry = self.read();
+            // The fanout children (queues named `name+...`), in creation order.
+            let children = registry.fanouts.get(name).cloned().unwrap_or_default();
+            (children, registry.queues.get(name).cloned())
+        };
+        let data = payload();
+        let mut commits = Commits::new();
+        for child in children {
             match child.put(data.clone(), exptime) {
                 Ok(PutOutcome::Stored(seq)) => commits.push((child, seq)),
                 // A full child refuses its copy, as in Kestrel; one deleted meanwhile needs none.
@@ -253,9 +288,13 @@ impl QueueCollection {
                 Err(error) => return Err(error),
             }
         }
-        let (queue, outcome) = match self.put_in(name, data.clone(), exptime) {
+        let first = match known {
+            Some(queue) => put_into(queue, data, exptime),
+            None => self.put_in(name, data, exptime),
+        };
+        let (queue, outcome) = match first {
             // Only the queue itself is retried: its children already hold their copies.
-            Err(QueueError::Deleted) => self.put_in(name, data, exptime)?,
+            Err(QueueError::Deleted) => self.put_in(name, payload(), exptime)?,
             result => result?,
         };
         if let PutOutcome::Stored(seq) = outcome {
@@ -270,14 +309,7 @@ impl QueueCollection {
         data: Bytes,
         exptime: i64,
     ) -> Result<(Arc<Queue>, PutOutcome), QueueError> {
-        let queue = self.get_or_create(name)?;
-        let outcome = queue.put(data, exptime)?;
-        Ok((queue, outcome))
-    }
-
-    /// The fanout children of `master` (queues named `master+...`), in creation order.
-    pub fn children(&self, master: &str) -> Vec<Arc<Queue>> {
-        self.read().fanouts.get(master).cloned().unwrap_or_default()
+        put_into(self.get_or_create(name)?, data, exptime)
     }
 
     /// Names of `master`'s fanout children, or `None` when it never had any (Kestrel reports
@@ -391,6 +423,15 @@ impl QueueCollection {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+fn put_into(
+    queue: Arc<Queue>,
+    data: Bytes,
+    exptime: i64,
+) -> Result<(Arc<Queue>, PutOutcome), QueueError> {
+    let outcome = queue.put(data, exptime)?;
+    Ok((queue, outcome))
 }
 
 /// The master of a fanout child: the text before the first `+` (`a+b+c` -> `a`).

@@ -17,7 +17,7 @@ mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use collection::{
-    FanoutPut, OptionsResolver, QueueCollection, RecoveredQueue, RecoveryProgress,
+    Commits, FanoutPut, OptionsResolver, QueueCollection, RecoveredQueue, RecoveryProgress,
 };
 pub use error::QueueError;
 pub use item::{Item, NEVER, expiry_from_exptime};

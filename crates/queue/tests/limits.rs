@@ -178,6 +178,26 @@ fn fanout_children_get_a_copy_and_apply_their_own_limits() {
 }
 
 #[test]
+fn a_put_makes_its_payload_once_and_commits_every_queue_it_wrote() {
+    let (_dir, _clock, queues) = setup(QueueLimits::default());
+    let made = std::cell::Cell::new(0);
+    let payload = || {
+        made.set(made.get() + 1);
+        Bytes::from_static(b"x")
+    };
+    let put = queues.put_with("solo", 0, payload).expect("put");
+    assert_eq!((made.get(), put.commits.len()), (1, 1));
+    assert_eq!(put.commits[0].0.name(), "solo");
+    queues.get_or_create("jobs+audit").expect("child");
+    made.set(0);
+    let put = queues.put_with("jobs", 0, payload).expect("put");
+    let written: Vec<&str> = put.commits.iter().map(|(queue, _)| queue.name()).collect();
+    assert_eq!((made.get(), written), (1, vec!["jobs+audit", "jobs"]));
+    assert_eq!(drain(&queues, "jobs+audit"), ["x"]);
+    assert_eq!(drain(&queues, "jobs"), ["x"]);
+}
+
+#[test]
 fn a_fanout_only_master_keeps_nothing() {
     let limits = QueueLimits {
         fanout_only: true,

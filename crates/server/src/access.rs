@@ -289,14 +289,14 @@ mod tests {
 
     fn get(queue: &str) -> Request {
         Request::Get {
-            queue: queue.to_owned(),
+            queue: queue.into(),
             options: lanner_proto::GetOptions::default(),
         }
     }
 
     fn set(queue: &str) -> Request {
         Request::Set {
-            queue: queue.to_owned(),
+            queue: queue.into(),
             flags: 0,
             exptime: 0,
             data: 0..0,

@@ -360,7 +360,7 @@ mod tests {
         let (queues, _) = test_queues(dir.path());
         let queue = queues.get_or_create("q").expect("q");
         let value = Response::Value {
-            key: "q".to_owned(),
+            key: "q".into(),
             data: bytes::Bytes::from_static(b"x"),
         };
         let mut output: Output = Output::default();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lanner_proto::{GetOptions, Request, Response, requested_key};
 use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
+use smol_str::SmolStr;
 use tracing::{debug, info};
 
 use crate::access::{ACCESS_DENIED, User, parse_credentials};
@@ -123,10 +124,10 @@ impl Session {
                 exptime,
                 data,
                 ..
-            } => self.set(&queue, exptime, payload(frame, data), out),
+            } => self.set(&queue, exptime, || payload(frame, data.clone()), out),
             Request::Get { queue, options } => {
                 let key = self.reply_key(&queue, frame);
-                return self.get(queue, options, key, out);
+                return self.get(&queue, options, key, out);
             }
             Request::Confirm { queue, count } => return self.confirm(&queue, count, out),
             Request::Delete { queue } => self.delete(&queue, out),
@@ -193,7 +194,7 @@ impl Session {
 
     /// Replies to a blocking get once its wait ended.
     pub fn finish_wait(&mut self, wait: &Wait, outcome: TakeOutcome, out: &mut Output) {
-        self.deliver(&wait.queue, wait.key.clone(), outcome, out);
+        self.deliver(&wait.queue, SmolStr::new(&wait.key), outcome, out);
     }
 
     /// True while a monitor may deliver another item: items and time remain, and the connection
@@ -214,9 +215,9 @@ impl Session {
     }
 
     /// `set`: `STORED` once the item (for an alias: every destination's copy) is committed.
-    fn set(&mut self, name: &str, exptime: i64, data: Bytes, out: &mut Output) {
+    fn set(&mut self, name: &str, exptime: i64, payload: impl Fn() -> Bytes, out: &mut Output) {
         bump(&self.shared.stats.cmd_set);
-        let put = self.shared.put_item(name, data, exptime);
+        let put = self.shared.put_item(name, payload, exptime);
         match put.outcome {
             Ok(outcome) => out.push_after_commits(&stored_reply(outcome), &put.commits),
             Err(error) => {
@@ -229,33 +230,32 @@ impl Session {
     }
 
     /// `get` with its options, evaluated in Kestrel's order (spec b.2).
-    fn get(&mut self, name: String, options: GetOptions, key: String, out: &mut Output) -> Step {
+    fn get(&mut self, name: &str, options: GetOptions, key: SmolStr, out: &mut Output) -> Step {
         let stats = &self.shared.stats;
         bump(if options.peek {
             &stats.cmd_peek
         } else {
             &stats.cmd_get
         });
-        self.open_reads.forget_deleted(&name);
-        if self.shared.aliases.load().get(&name).is_some() {
+        self.open_reads.forget_deleted(name);
+        if self.shared.aliases.load().get(name).is_some() {
             bump(&self.shared.stats.get_misses);
             out.push(&Response::End);
             return Step::Continue;
         }
         if options.abort {
-            self.open_reads.abort_oldest(&name, out);
+            self.open_reads.abort_oldest(name, out);
             out.push(&Response::End);
             return Step::Continue;
         }
         if options.close && !options.open {
-            self.open_reads
-                .confirm_oldest(&name, 1, &Response::End, out);
+            self.open_reads.confirm_oldest(name, 1, &Response::End, out);
             return Step::Continue;
         }
         if options.close {
-            self.open_reads.confirm_before_read(&name, 1, out);
+            self.open_reads.confirm_before_read(name, 1, out);
         }
-        let open_now = self.open_count(&name);
+        let open_now = self.open_count(name);
         let over_limit = options.open && open_now >= self.max_open_transactions();
         if open_now > 0 && !options.open && !options.peek {
             out.push(&Response::Error);
@@ -268,7 +268,7 @@ impl Session {
             out.push(&Response::Error);
             return Step::Close;
         }
-        let queue = match self.shared.queues.get_or_create(&name) {
+        let queue = match self.shared.queues.get_or_create(name) {
             Ok(queue) => queue,
             Err(error) => {
                 out.push(&self.queue_error(&error));
@@ -282,7 +282,7 @@ impl Session {
                 out.commit_later(&queue, outcome.seq);
                 Step::Wait(Wait {
                     queue,
-                    key,
+                    key: key.to_string(),
                     mode,
                     timeout: Duration::from_millis(u64::from(ms)),
                 })
@@ -363,7 +363,7 @@ impl Session {
     /// `echo_full_key` the key exactly as requested. A requested key that is not printable
     /// UTF-8 (unknown options may hold any byte) is answered with the bare name instead, so the
     /// reply line never carries a control byte or a changed key.
-    fn reply_key(&self, queue: &str, frame: &[u8]) -> String {
+    fn reply_key(&self, queue: &SmolStr, frame: &[u8]) -> SmolStr {
         let requested = self
             .shared
             .server
@@ -372,11 +372,17 @@ impl Session {
             .flatten()
             .and_then(|key| std::str::from_utf8(key).ok())
             .filter(|key| !key.chars().any(char::is_control));
-        requested.unwrap_or(queue).to_owned()
+        requested.map_or_else(|| queue.clone(), SmolStr::new)
     }
 
     /// Replies to a read with its item (registering an open read) or `END`.
-    fn deliver(&mut self, queue: &Arc<Queue>, key: String, outcome: TakeOutcome, out: &mut Output) {
+    fn deliver(
+        &mut self,
+        queue: &Arc<Queue>,
+        key: SmolStr,
+        outcome: TakeOutcome,
+        out: &mut Output,
+    ) {
         let Some(taken) = outcome.item else {
             bump(&self.shared.stats.get_misses);
             out.commit_later(queue, outcome.seq);

@@ -1,7 +1,8 @@
 //! State every connection shares: the queues, the counters, the configuration, the shutdown signal.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use lanner_queue::{PutOutcome, Queue, QueueCollection, QueueError, Seq};
+use lanner_queue::{Commits, PutOutcome, QueueCollection, QueueError};
+use smol_str::SmolStr;
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Users;
@@ -46,24 +47,25 @@ pub struct ItemPut {
     pub outcome: Result<PutOutcome, QueueError>,
     /// Every queue written, with the journal position to commit: before the reply when the
     /// item was stored, with the batch otherwise.
-    pub commits: Vec<(Arc<Queue>, Seq)>,
+    pub commits: Commits,
 }
 
 impl Shared {
     /// Adds an item to the queue `name` and its fanout children, or, when `name` is an alias,
     /// to every destination of the alias. `exptime` follows memcache's conventions (spec f.2).
-    pub fn put_item(&self, name: &str, data: Bytes, exptime: i64) -> ItemPut {
+    /// `payload` makes the item's bytes, as for [`QueueCollection::put_with`].
+    pub fn put_item(&self, name: &str, payload: impl Fn() -> Bytes, exptime: i64) -> ItemPut {
         if let Some(alias) = self.aliases.load().get(name) {
-            return self.put_alias(alias, data, exptime);
+            return self.put_alias(alias, payload(), exptime);
         }
-        match self.queues.put(name, data, exptime) {
+        match self.queues.put_with(name, exptime, payload) {
             Ok(put) => ItemPut {
                 outcome: Ok(put.outcome),
                 commits: put.commits,
             },
             Err(error) => ItemPut {
                 outcome: Err(error),
-                commits: Vec::new(),
+                commits: Commits::new(),
             },
         }
     }
@@ -74,10 +76,10 @@ impl Shared {
         alias.count_put(data.len());
         let mut put = ItemPut {
             outcome: Ok(PutOutcome::Stored(0)),
-            commits: Vec::new(),
+            commits: Commits::new(),
         };
         for destination in &alias.destinations {
-            match self.queues.put(destination, data.clone(), exptime) {
+            match self.queues.put_with(destination, exptime, || data.clone()) {
                 Ok(done) => {
                     put.commits.extend(done.commits);
                     if done.outcome == PutOutcome::NotStored {
@@ -94,7 +96,7 @@ impl Shared {
     }
 
     /// The `dump_stats` body (spec e.2): a block per queue, all queues when none is named.
-    pub fn dump_stats(&self, names: &[String]) -> Bytes {
+    pub fn dump_stats(&self, names: &[SmolStr]) -> Bytes {
         let names: Vec<String> = if names.is_empty() {
             let queues = self.queues.queues();
             let queue_names = queues.iter().map(|queue| queue.name().to_owned());
@@ -102,7 +104,7 @@ impl Shared {
                 .chain(self.aliases.load().iter().map(|(name, _)| name.clone()))
                 .collect()
         } else {
-            names.to_vec()
+            names.iter().map(SmolStr::to_string).collect()
         };
         let blocks: Vec<String> = names.iter().map(|name| self.dump_block(name)).collect();
         let mut body = BytesMut::new();

@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn plain_get_uses_the_bare_queue_name() {
         let expected = Request::Get {
-            queue: "q".to_owned(),
+            queue: "q".into(),
             options: GetOptions::default(),
         };
         assert_eq!(get("q"), Ok(expected.clone()));

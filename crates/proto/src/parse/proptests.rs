@@ -5,6 +5,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::GetOptions;
+use smol_str::SmolStr;
 
 /// Checks the invariants that must hold for any input, and returns the outcome.
 fn parse_checked(input: &[u8], limits: &Limits) -> Result<Option<Parsed>, ParseError> {
@@ -77,8 +78,9 @@ fn near_miss_input() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn queue_name() -> impl Strategy<Value = String> {
-    "[a-zA-Z0-9_\u{e9}-][a-zA-Z0-9_+\u{e9}-]{0,30}"
+/// Names short enough to be held inline and long enough to be on the heap.
+fn queue_name() -> impl Strategy<Value = SmolStr> {
+    "[a-zA-Z0-9_\u{e9}-][a-zA-Z0-9_+\u{e9}-]{0,30}".prop_map(SmolStr::from)
 }
 
 fn java_int_value() -> impl Strategy<Value = u32> {
@@ -186,10 +188,8 @@ fn encode_request(
         Request::Delete { queue } => format!("delete {queue}"),
         Request::Flush { queue } => format!("flush {queue}"),
         Request::FlushExpired { queue } => format!("flush_expired {queue}"),
-        Request::DumpStats { queues } => ["dump_stats".to_owned()]
-            .iter()
-            .chain(queues)
-            .cloned()
+        Request::DumpStats { queues } => std::iter::once("dump_stats")
+            .chain(queues.iter().map(SmolStr::as_str))
             .collect::<Vec<_>>()
             .join(" "),
         Request::Status {

@@ -151,7 +151,7 @@ mod tests {
     fn set_arguments() {
         let set = parse_set(args("q 7 -3 0"), 4..4);
         let expected = Request::Set {
-            queue: "q".to_owned(),
+            queue: "q".into(),
             flags: 7,
             exptime: -3,
             data: 4..4,

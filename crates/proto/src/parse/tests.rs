@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::GetOptions;
+use smol_str::SmolStr;
 
 fn parse_default(input: &[u8]) -> Result<Option<Parsed>, ParseError> {
     parse(input, &Limits::default())
@@ -50,8 +51,8 @@ fn skips(input: &[u8], reason: &str, skipped: usize) {
     );
 }
 
-fn queue(name: &str) -> String {
-    name.to_owned()
+fn queue(name: &str) -> SmolStr {
+    name.into()
 }
 
 fn get(name: &str, options: GetOptions) -> Request {

@@ -108,7 +108,9 @@ fn queue_arg(args: &[&[u8]]) -> Result<String, Refusal> {
 /// A valid queue name: the same rules, and the same UTF-8 reading, as on the memcache port, so
 /// both protocols name the same queues.
 fn queue_name(token: &[u8]) -> Result<String, Refusal> {
-    queue_name_from_wire(token).ok_or_else(|| BAD_QUEUE_NAME.to_owned())
+    queue_name_from_wire(token)
+        .map(String::from)
+        .ok_or_else(|| BAD_QUEUE_NAME.to_owned())
 }
 
 /// A timeout in milliseconds (a Java `Int`); negative values are 0, a deadline already passed.

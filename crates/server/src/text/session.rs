@@ -179,7 +179,7 @@ impl TextSession {
         let mut failure = None;
         for range in items {
             bump(&self.shared.stats.cmd_set);
-            let data = Bytes::copy_from_slice(&frame[range.clone()]);
+            let data = || Bytes::copy_from_slice(&frame[range.clone()]);
             let put = self.shared.put_item(name, data, exptime);
             commits.extend(put.commits);
             match put.outcome {
