@@ -59,9 +59,16 @@ impl Backlog {
         }
     }
 
-    /// Ends the replay begun by [`Backlog::recovering`].
+    /// Ends the replay begun by [`Backlog::recovering`]: waits for the spill file's background
+    /// writes, and writes it in the caller's thread from now on (the queue's lock is held
+    /// then, and a short write is cheaper than a hand-over).
     pub fn finish_recovery(&mut self) {
         self.recovering = false;
+        if let Some(spill) = &mut self.spill
+            && let Err(cause) = spill.write_in_foreground()
+        {
+            error!(file = %self.spill_path.display(), %cause, "cannot write spilled items to disk yet");
+        }
     }
 
     /// Items queued, in memory or spilled.
@@ -160,7 +167,14 @@ impl Backlog {
 
     fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
         if self.spill.is_none() {
-            self.spill = Some(Spill::create(&self.spill_path)?);
+            let mut spill = Spill::create(&self.spill_path)?;
+            // Replay rebuilds the whole spill file: its writes overlap with reading the journal.
+            if self.recovering
+                && let Err(cause) = spill.write_in_background()
+            {
+                error!(file = %self.spill_path.display(), %cause, "cannot start the spill writer thread; writing in line");
+            }
+            self.spill = Some(spill);
         }
         Ok(self.spill.as_mut().expect("spill file was just created"))
     }
