@@ -12,7 +12,7 @@ use std::mem;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -295,11 +295,8 @@ impl BackgroundWriter {
 
     /// An empty buffer for the next batch, reusing a written one when there is one.
     fn spare_buffer(&mut self) -> Vec<u8> {
-        loop {
-            match self.outcomes.try_recv() {
-                Ok(outcome) => self.record(outcome),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        while let Ok(outcome) = self.outcomes.try_recv() {
+            self.record(outcome);
         }
         self.spare
             .take()
