@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{channel, sync_channel};
 
 use bytes::Bytes;
 
@@ -208,14 +208,16 @@ fn replay_records(
 ) -> io::Result<Option<(u64, DecodeError)>> {
     std::thread::scope(|threads| {
         let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
+        let (spare, spares) = channel();
         std::thread::Builder::new()
             .name("lanner-replay".to_owned())
             .spawn_scoped(threads, move || {
-                scan(file, HEADER_LEN, file_len, max_record_size, CHUNK, &sender);
+                let max = max_record_size;
+                scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, &spares);
             })?;
         let mut offset = HEADER_LEN;
         for chunk in chunks {
-            let data = Bytes::from(chunk.data);
+            let data = chunk.data.freeze();
             let mut at = 0;
             for len in chunk.lens {
                 match record::decode_content(data.slice(at + FRAME_HEADER_LEN..at + len)) {
@@ -224,6 +226,10 @@ fn replay_records(
                 }
                 at += len;
                 offset += len as u64;
+            }
+            // Unique unless the visitor kept a record's data.
+            if let Ok(buffer) = data.try_into_mut() {
+                let _ = spare.send(buffer);
             }
             match chunk.end {
                 None => {}

@@ -3,10 +3,14 @@
 //! the records of the chunk before: on a restart with a long journal, reading and CRC32C are
 //! about half the work, and the machine has a second core. A chunk holds whole records only
 //! (a record cut by a chunk's end starts the next chunk), so the replaying thread slices the
-//! records out of it without copying them.
+//! records out of it without copying them, and hands the chunk's buffer back once no record
+//! uses it any more: fresh 1 MiB buffers cost page faults and zeroing, about a fifth of the
+//! reading thread's time.
 
 use std::io;
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
+
+use bytes::BytesMut;
 
 use crate::record::{DecodeError, FRAME_HEADER_LEN, Frame};
 use crate::replay::ReadError;
@@ -15,7 +19,7 @@ use crate::storage::StorageFile;
 /// Whole records read from a segment, their frames and checksums verified.
 pub(crate) struct Chunk {
     /// The records' bytes, framing included, back to back.
-    pub data: Vec<u8>,
+    pub data: BytesMut,
     /// Each record's length with its framing, in order.
     pub lens: Vec<usize>,
     /// Why reading stopped after these records; `None` when more chunks follow.
@@ -39,8 +43,8 @@ enum Split {
 }
 
 /// Sends the records of `file` from `offset` (a record boundary) up to `file_len` to `chunks`,
-/// in chunks of about `chunk_size` bytes, ending with a chunk that says why they end. Stops
-/// early when the receiver is gone.
+/// in chunks of about `chunk_size` bytes, ending with a chunk that says why they end. Chunk
+/// buffers sent back through `spares` are used again. Stops early when the receiver is gone.
 pub(crate) fn scan(
     file: &dyn StorageFile,
     mut offset: u64,
@@ -48,15 +52,18 @@ pub(crate) fn scan(
     max_record_size: u64,
     chunk_size: usize,
     chunks: &SyncSender<Chunk>,
+    spares: &Receiver<BytesMut>,
 ) {
     let mut carry = Vec::new();
     let mut need = 0;
     loop {
-        let mut data = match read_chunk(file, offset, file_len, &carry, chunk_size.max(need)) {
+        let buffer = spares.try_recv().unwrap_or_default();
+        let size = chunk_size.max(need);
+        let mut data = match read_chunk(file, offset, file_len, &carry, size, buffer) {
             Ok(data) => data,
             Err(error) => {
                 let failed = Chunk {
-                    data: Vec::new(),
+                    data: BytesMut::new(),
                     lens: Vec::new(),
                     end: Some(End::Failed(ReadError::Io(error))),
                 };
@@ -76,7 +83,8 @@ pub(crate) fn scan(
                 return;
             }
             Split::Partial { at, need: needed } => {
-                carry = data.split_off(at);
+                carry = data[at..].to_vec();
+                data.truncate(at);
                 need = needed;
                 offset += at as u64;
                 if chunks
@@ -95,16 +103,17 @@ pub(crate) fn scan(
 }
 
 /// `carry` (the bytes at `offset`) followed by the file's next bytes, up to `size` bytes in all
-/// but never past `file_len`.
+/// but never past `file_len`, in `buffer` (whose old bytes are overwritten, not zeroed first).
 fn read_chunk(
     file: &dyn StorageFile,
     offset: u64,
     file_len: u64,
     carry: &[u8],
     size: usize,
-) -> io::Result<Vec<u8>> {
+    mut data: BytesMut,
+) -> io::Result<BytesMut> {
     let len = usize::try_from(file_len - offset).map_or(size, |left| left.min(size));
-    let mut data = vec![0; len.max(carry.len())];
+    data.resize(len.max(carry.len()), 0);
     data[..carry.len()].copy_from_slice(carry);
     let mut filled = carry.len();
     while filled < data.len() {
@@ -188,8 +197,13 @@ mod tests {
         std::fs::write(&path, bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");
         let (sender, receiver) = sync_channel(1);
+        let (_spare, spares) = std::sync::mpsc::channel();
+        let (file, sender) = (&file, &sender);
         std::thread::scope(|s| {
-            s.spawn(|| scan(&file, 0, bytes.len() as u64, 1 << 20, chunk_size, &sender));
+            s.spawn(move || {
+                let len = bytes.len() as u64;
+                scan(file, 0, len, 1 << 20, chunk_size, sender, &spares);
+            });
             let mut chunks = Vec::new();
             while chunks
                 .last()
@@ -206,7 +220,7 @@ mod tests {
         let mut records = Vec::new();
         let mut end = None;
         for chunk in chunks {
-            let data = Bytes::from(chunk.data);
+            let data = chunk.data.freeze();
             let mut at = 0;
             for len in chunk.lens {
                 let content = data.slice(at + FRAME_HEADER_LEN..at + len);
@@ -274,6 +288,32 @@ mod tests {
     }
 
     #[test]
+    fn a_buffer_handed_back_is_used_again() {
+        let bytes = encode(&records());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("segment");
+        std::fs::write(&path, &bytes).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        let (sender, receiver) = sync_channel(64);
+        let (spare, spares) = std::sync::mpsc::channel();
+        let buffer = BytesMut::with_capacity(1 << 16);
+        let reused = buffer.as_ptr();
+        spare.send(buffer).expect("send");
+        scan(
+            &file,
+            0,
+            bytes.len() as u64,
+            1 << 20,
+            4096,
+            &sender,
+            &spares,
+        );
+        drop(sender);
+        let first = receiver.recv().expect("a chunk");
+        assert_eq!(first.data.as_ptr(), reused);
+    }
+
+    #[test]
     fn a_file_shorter_than_its_length_fails_with_an_io_error() {
         let bytes = encode(&records());
         let dir = tempfile::tempdir().expect("tempdir");
@@ -281,7 +321,9 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");
         let (sender, receiver) = sync_channel(64);
-        scan(&file, 0, bytes.len() as u64 + 100, 1 << 20, 4096, &sender);
+        let (_spare, spares) = std::sync::mpsc::channel();
+        let len = bytes.len() as u64 + 100;
+        scan(&file, 0, len, 1 << 20, 4096, &sender, &spares);
         drop(sender);
         let ends: Vec<Option<End>> = receiver.iter().map(|chunk| chunk.end).collect();
         assert!(matches!(
