@@ -2,7 +2,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, sync_channel};
+use std::sync::mpsc::sync_channel;
 
 use bytes::Bytes;
 
@@ -10,7 +10,7 @@ use crate::JournalOptions;
 use crate::error::{IoContext, JournalError};
 use crate::files::{self, QueueFiles};
 use crate::record::{self, DecodeError, FRAME_HEADER_LEN, Frame, Record};
-use crate::scan::{End, scan};
+use crate::scan::{End, Spares, scan};
 use crate::segment::{self, HEADER_LEN, Header, HeaderCheck};
 use crate::storage::{Reader, Storage, StorageFile};
 
@@ -71,9 +71,10 @@ pub(crate) fn recover(
     }
     let live = live_segments(&segments, opts, &mut replay, &mut dir_changed)?;
     let mut tail = None;
+    let spares = Spares::default();
     for (i, (number, path)) in live.iter().enumerate() {
         let newest = i + 1 == live.len();
-        let len = replay_segment(path, newest, opts, &mut replay, visit)?;
+        let len = replay_segment(path, newest, opts, &spares, &mut replay, visit)?;
         replay.segments += 1;
         replay.bytes += len;
         if newest {
@@ -177,13 +178,14 @@ fn replay_segment(
     path: &Path,
     newest: bool,
     opts: &JournalOptions,
+    spares: &Spares,
     replay: &mut Replay,
     visit: &mut dyn FnMut(Record),
 ) -> Result<u64, JournalError> {
     let file = opts.storage.open(path).at(path)?;
     let file_len = file.size().at(path)?;
     let Some((offset, reason)) =
-        replay_records(&*file, file_len, opts.max_record_size, visit).at(path)?
+        replay_records(&*file, file_len, opts.max_record_size, spares, visit).at(path)?
     else {
         return Ok(file_len);
     };
@@ -204,16 +206,16 @@ fn replay_records(
     file: &dyn StorageFile,
     file_len: u64,
     max_record_size: u64,
+    spares: &Spares,
     visit: &mut dyn FnMut(Record),
 ) -> io::Result<Option<(u64, DecodeError)>> {
     std::thread::scope(|threads| {
         let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
-        let (spare, spares) = channel();
         std::thread::Builder::new()
             .name("lanner-replay".to_owned())
             .spawn_scoped(threads, move || {
                 let max = max_record_size;
-                scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, &spares);
+                scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, spares);
             })?;
         let mut offset = HEADER_LEN;
         for chunk in chunks {
@@ -229,7 +231,7 @@ fn replay_records(
             }
             // Unique unless the visitor kept a record's data.
             if let Ok(buffer) = data.try_into_mut() {
-                let _ = spare.send(buffer);
+                spares.put(buffer);
             }
             match chunk.end {
                 None => {}

@@ -8,7 +8,8 @@
 //! reading thread's time.
 
 use std::io;
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::BytesMut;
 
@@ -24,6 +25,26 @@ pub(crate) struct Chunk {
     pub lens: Vec<usize>,
     /// Why reading stopped after these records; `None` when more chunks follow.
     pub end: Option<End>,
+}
+
+/// Chunk buffers no record uses any more, kept for the next chunks of every segment.
+#[derive(Debug, Default)]
+pub(crate) struct Spares(Mutex<Vec<BytesMut>>);
+
+impl Spares {
+    /// Keeps `buffer` for a later chunk.
+    pub(crate) fn put(&self, buffer: BytesMut) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buffer);
+    }
+
+    /// A kept buffer, or a new empty one.
+    fn take(&self) -> BytesMut {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        kept.unwrap_or_default()
+    }
 }
 
 /// How a segment's records end.
@@ -44,7 +65,7 @@ enum Split {
 
 /// Sends the records of `file` from `offset` (a record boundary) up to `file_len` to `chunks`,
 /// in chunks of about `chunk_size` bytes, ending with a chunk that says why they end. Chunk
-/// buffers sent back through `spares` are used again. Stops early when the receiver is gone.
+/// buffers put back into `spares` are used again. Stops early when the receiver is gone.
 pub(crate) fn scan(
     file: &dyn StorageFile,
     mut offset: u64,
@@ -52,12 +73,12 @@ pub(crate) fn scan(
     max_record_size: u64,
     chunk_size: usize,
     chunks: &SyncSender<Chunk>,
-    spares: &Receiver<BytesMut>,
+    spares: &Spares,
 ) {
     let mut carry = Vec::new();
     let mut need = 0;
     loop {
-        let buffer = spares.try_recv().unwrap_or_default();
+        let buffer = spares.take();
         let size = chunk_size.max(need);
         let mut data = match read_chunk(file, offset, file_len, &carry, size, buffer) {
             Ok(data) => data,
@@ -197,12 +218,12 @@ mod tests {
         std::fs::write(&path, bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");
         let (sender, receiver) = sync_channel(1);
-        let (_spare, spares) = std::sync::mpsc::channel();
-        let (file, sender) = (&file, &sender);
+        let spares = Spares::default();
+        let (file, sender, spares) = (&file, &sender, &spares);
         std::thread::scope(|s| {
             s.spawn(move || {
                 let len = bytes.len() as u64;
-                scan(file, 0, len, 1 << 20, chunk_size, sender, &spares);
+                scan(file, 0, len, 1 << 20, chunk_size, sender, spares);
             });
             let mut chunks = Vec::new();
             while chunks
@@ -295,10 +316,10 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");
         let (sender, receiver) = sync_channel(64);
-        let (spare, spares) = std::sync::mpsc::channel();
+        let spares = Spares::default();
         let buffer = BytesMut::with_capacity(1 << 16);
         let reused = buffer.as_ptr();
-        spare.send(buffer).expect("send");
+        spares.put(buffer);
         scan(
             &file,
             0,
@@ -321,7 +342,7 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         let file = std::fs::File::open(&path).expect("open");
         let (sender, receiver) = sync_channel(64);
-        let (_spare, spares) = std::sync::mpsc::channel();
+        let spares = Spares::default();
         let len = bytes.len() as u64 + 100;
         scan(&file, 0, len, 1 << 20, 4096, &sender, &spares);
         drop(sender);
