@@ -211,12 +211,19 @@ fn replay_records(
 ) -> io::Result<Option<(u64, DecodeError)>> {
     std::thread::scope(|threads| {
         let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
-        std::thread::Builder::new()
-            .name("lanner-replay".to_owned())
-            .spawn_scoped(threads, move || {
-                let max = max_record_size;
-                scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, spares);
-            })?;
+        let read = move || {
+            let max = max_record_size;
+            scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, spares);
+        };
+        // A segment that fits in one chunk is read in line: a thread would cost more than the
+        // overlap saves (think of many small queues).
+        if file_len.saturating_sub(HEADER_LEN) <= CHUNK as u64 {
+            read();
+        } else {
+            std::thread::Builder::new()
+                .name("lanner-replay".to_owned())
+                .spawn_scoped(threads, read)?;
+        }
         let mut offset = HEADER_LEN;
         for chunk in chunks {
             let data = chunk.data.freeze();
