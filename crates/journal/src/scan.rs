@@ -93,7 +93,8 @@ pub(crate) fn scan(
             }
         };
         let mut lens = Vec::new();
-        match split_records(&data, file_len - offset, max_record_size, &mut lens) {
+        let available = file_len.saturating_sub(offset);
+        match split_records(&data, available, max_record_size, &mut lens) {
             Split::End(end) => {
                 data.truncate(lens.iter().sum());
                 let _ = chunks.send(Chunk {
@@ -133,7 +134,8 @@ fn read_chunk(
     size: usize,
     mut data: BytesMut,
 ) -> io::Result<BytesMut> {
-    let len = usize::try_from(file_len - offset).map_or(size, |left| left.min(size));
+    let left = file_len.saturating_sub(offset);
+    let len = usize::try_from(left).map_or(size, |left| left.min(size));
     data.resize(len.max(carry.len()), 0);
     data[..carry.len()].copy_from_slice(carry);
     let mut filled = carry.len();
