@@ -215,8 +215,9 @@ fn replay_records(
             let max = max_record_size;
             scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, spares);
         };
-        // A segment that fits in one chunk is read in line: a thread would cost more than the
-        // overlap saves (think of many small queues).
+        // A segment that fits in one chunk is read in line (it is sent as a single chunk, so
+        // the channel cannot fill up): a thread would cost more than the overlap saves (think
+        // of many small queues).
         if file_len.saturating_sub(HEADER_LEN) <= CHUNK as u64 {
             read();
         } else {
