@@ -12,7 +12,7 @@
 //!                      bit 5    leave a stale `.journal.tmp` (open must delete it)
 //!                      bit 6    add foreign files (open must not touch them)
 //!                      bit 7    start every segment's records with a valid 70 000-byte Add,
-//!                               larger than replay's 64 KiB read buffer
+//!                               larger than replay's old 64 KiB read buffer
 //! byte 1      first segment number (low byte)
 //! byte 2      number of segment files, mod 4 (0: an empty directory)
 //! per segment: control byte, u16 LE body length, body (cut short if the input ends)
@@ -207,7 +207,7 @@ fn record_from(r: &mut Reader<'_>) -> Record {
     }
 }
 
-/// A valid `Add` of 70 000 bytes: replay reads records over 64 KiB outside its read buffer.
+/// A valid `Add` of 70 000 bytes (over the 64 KiB read buffer replay had before its 1 MiB chunks).
 fn big_record(number: u64) -> Vec<u8> {
     encode_record(&Record::Add {
         add_time_ms: number as i64,

@@ -88,7 +88,9 @@ impl Journal {
 
     /// Like [`Journal::open`], but hands each replayed record to `visit` as it is read instead
     /// of collecting them, so recovery needs no more memory than the caller keeps. A record may
-    /// be visited before damage later in the journal fails the open.
+    /// be visited before damage later in the journal fails the open. An `Add`'s data shares
+    /// its read buffer (about 1 MiB) with the records around it: a caller keeping a few of them
+    /// for long should copy their data, lest they pin the whole buffer.
     pub fn open_with(
         dir: &Path,
         queue: &str,

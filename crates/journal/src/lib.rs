@@ -21,6 +21,7 @@ mod latency;
 mod lock;
 mod record;
 mod replay;
+mod scan;
 mod segment;
 mod sim;
 mod stats;

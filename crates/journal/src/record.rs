@@ -158,7 +158,7 @@ impl Frame {
         decode_content(content)
     }
 
-    fn verify(self, content: &[u8]) -> Result<(), DecodeError> {
+    pub(crate) fn verify(self, content: &[u8]) -> Result<(), DecodeError> {
         let computed = checksum(self.len, content);
         if computed != self.crc {
             return Err(DecodeError::Checksum {
@@ -170,7 +170,8 @@ impl Frame {
     }
 }
 
-fn decode_content(content: Bytes) -> Result<Record, DecodeError> {
+/// Decodes a record's content (opcode and payload) whose checksum was verified.
+pub(crate) fn decode_content(content: Bytes) -> Result<Record, DecodeError> {
     let Some((&opcode, payload)) = content.split_first() else {
         return Err(DecodeError::EmptyRecord);
     };

@@ -1,7 +1,8 @@
 //! Startup recovery: pick the live segments, read their records, repair a torn tail.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::sync_channel;
 
 use bytes::Bytes;
 
@@ -9,11 +10,15 @@ use crate::JournalOptions;
 use crate::error::{IoContext, JournalError};
 use crate::files::{self, QueueFiles};
 use crate::record::{self, DecodeError, FRAME_HEADER_LEN, Frame, Record};
+use crate::scan::{End, Spares, scan};
 use crate::segment::{self, HEADER_LEN, Header, HeaderCheck};
 use crate::storage::{Reader, Storage, StorageFile};
 
-/// Read buffer for replay; records larger than this are read straight into their own buffer.
-const READ_BUFFER: usize = 64 * 1024;
+/// Bytes of a segment read at a time during replay (more for a larger record).
+const CHUNK: usize = 1 << 20;
+
+/// Chunks read ahead of the records being replayed.
+const CHUNKS_AHEAD: usize = 2;
 
 /// What replay found.
 #[derive(Debug, Default)]
@@ -66,9 +71,10 @@ pub(crate) fn recover(
     }
     let live = live_segments(&segments, opts, &mut replay, &mut dir_changed)?;
     let mut tail = None;
+    let spares = Spares::default();
     for (i, (number, path)) in live.iter().enumerate() {
         let newest = i + 1 == live.len();
-        let len = replay_segment(path, newest, opts, &mut replay, visit)?;
+        let len = replay_segment(path, newest, opts, &spares, &mut replay, visit)?;
         replay.segments += 1;
         replay.bytes += len;
         if newest {
@@ -172,38 +178,78 @@ fn replay_segment(
     path: &Path,
     newest: bool,
     opts: &JournalOptions,
+    spares: &Spares,
     replay: &mut Replay,
     visit: &mut dyn FnMut(Record),
 ) -> Result<u64, JournalError> {
     let file = opts.storage.open(path).at(path)?;
     let file_len = file.size().at(path)?;
-    let mut reader = BufReader::with_capacity(READ_BUFFER, Reader::new(&*file, HEADER_LEN));
-    let mut offset = HEADER_LEN;
-    loop {
-        match read_record(
-            &mut reader,
-            file_len.saturating_sub(offset),
-            opts.max_record_size,
-        ) {
-            Ok(None) => return Ok(file_len),
-            Ok(Some((record, len))) => {
-                visit(record);
-                offset += len;
+    let Some((offset, reason)) =
+        replay_records(&*file, file_len, opts.max_record_size, spares, visit).at(path)?
+    else {
+        return Ok(file_len);
+    };
+    let damage = Damage {
+        path,
+        file: &*file,
+        offset,
+        file_len,
+        reason,
+    };
+    damage.repair(newest, opts, replay)
+}
+
+/// Hands the records of `file` after its header to `visit`, while a thread of its own reads
+/// and checksums the next ones ([`scan`]). Returns the offset and reason of the first damaged
+/// record, if any; the reading thread has stopped when this returns.
+fn replay_records(
+    file: &dyn StorageFile,
+    file_len: u64,
+    max_record_size: u64,
+    spares: &Spares,
+    visit: &mut dyn FnMut(Record),
+) -> io::Result<Option<(u64, DecodeError)>> {
+    std::thread::scope(|threads| {
+        let (sender, chunks) = sync_channel(CHUNKS_AHEAD);
+        let read = move || {
+            let max = max_record_size;
+            scan(file, HEADER_LEN, file_len, max, CHUNK, &sender, spares);
+        };
+        // A segment that fits in one chunk is read in line (it is sent as a single chunk, so
+        // the channel cannot fill up): a thread would cost more than the overlap saves (think
+        // of many small queues).
+        if file_len.saturating_sub(HEADER_LEN) <= CHUNK as u64 {
+            read();
+        } else {
+            std::thread::Builder::new()
+                .name("lanner-replay".to_owned())
+                .spawn_scoped(threads, read)?;
+        }
+        let mut offset = HEADER_LEN;
+        for chunk in chunks {
+            let data = chunk.data.freeze();
+            let mut at = 0;
+            for len in chunk.lens {
+                match record::decode_content(data.slice(at + FRAME_HEADER_LEN..at + len)) {
+                    Ok(record) => visit(record),
+                    Err(reason) => return Ok(Some((offset, reason))),
+                }
+                at += len;
+                offset += len as u64;
             }
-            Err(ReadError::Io(e)) => return Err(e).at(path),
-            Err(ReadError::Bad(reason)) => {
-                drop(reader);
-                let damage = Damage {
-                    path,
-                    file: &*file,
-                    offset,
-                    file_len,
-                    reason,
-                };
-                return damage.repair(newest, opts, replay);
+            // Unique unless the visitor kept a record's data.
+            if let Ok(buffer) = data.try_into_mut() {
+                spares.put(buffer);
+            }
+            match chunk.end {
+                None => {}
+                Some(End::Clean) => return Ok(None),
+                Some(End::Failed(ReadError::Bad(reason))) => return Ok(Some((offset, reason))),
+                Some(End::Failed(ReadError::Io(error))) => return Err(error),
             }
         }
-    }
+        Err(io::Error::other("the journal reading thread stopped early"))
+    })
 }
 
 pub(crate) enum ReadError {

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
+use bytes::Bytes;
 use tracing::error;
 
 use crate::item::Item;
@@ -23,6 +24,8 @@ pub struct Backlog {
     /// Where spilled items go; the file is created on the first spill.
     spill_path: PathBuf,
     spill: Option<Spill>,
+    /// Set while the journal is replayed into this backlog (see [`Backlog::recovering`]).
+    recovering: bool,
 }
 
 impl Default for Backlog {
@@ -41,6 +44,30 @@ impl Backlog {
             memory_budget,
             spill_path,
             spill: None,
+            recovering: false,
+        }
+    }
+
+    /// An empty backlog that the journal is about to be replayed into. The replayed items'
+    /// data share the journal's read buffers, so the ones kept in memory are copied (the
+    /// spilled ones are copied into the spill file anyway); call
+    /// [`Backlog::finish_recovery`] once the replay is done.
+    pub fn recovering(memory_budget: u64, spill_path: PathBuf) -> Self {
+        Self {
+            recovering: true,
+            ..Self::new(memory_budget, spill_path)
+        }
+    }
+
+    /// Ends the replay begun by [`Backlog::recovering`]: waits for the spill file's background
+    /// writes, and writes it in the caller's thread from now on (the queue's lock is held
+    /// then, and a short write is cheaper than a hand-over).
+    pub fn finish_recovery(&mut self) {
+        self.recovering = false;
+        if let Some(spill) = &mut self.spill
+            && let Err(cause) = spill.write_in_foreground()
+        {
+            error!(file = %self.spill_path.display(), %cause, "cannot write spilled items to disk yet");
         }
     }
 
@@ -70,7 +97,7 @@ impl Backlog {
     }
 
     /// Appends an item: to memory while it has room and nothing is spilled, else to the file.
-    pub fn push_back(&mut self, item: Item) {
+    pub fn push_back(&mut self, mut item: Item) {
         if self.is_spilling()
             || (!self.memory.is_empty() && self.memory_bytes >= self.memory_budget)
         {
@@ -89,6 +116,9 @@ impl Backlog {
                     error!(file = %self.spill_path.display(), %cause, "cannot create the spill file; keeping the item in memory")
                 }
             }
+        }
+        if self.recovering {
+            item.data = Bytes::copy_from_slice(&item.data);
         }
         self.memory_bytes += item.data.len() as u64;
         self.memory.push_back(item);
@@ -137,7 +167,14 @@ impl Backlog {
 
     fn spill_file(&mut self) -> std::io::Result<&mut Spill> {
         if self.spill.is_none() {
-            self.spill = Some(Spill::create(&self.spill_path)?);
+            let mut spill = Spill::create(&self.spill_path)?;
+            // Replay rebuilds the whole spill file: its writes overlap with reading the journal.
+            if self.recovering
+                && let Err(cause) = spill.write_in_background()
+            {
+                error!(file = %self.spill_path.display(), %cause, "cannot start the spill writer thread; writing in line");
+            }
+            self.spill = Some(spill);
         }
         Ok(self.spill.as_mut().expect("spill file was just created"))
     }
@@ -162,5 +199,38 @@ impl Backlog {
                 error!(file = %self.spill_path.display(), %cause, "cannot read spilled items back")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item_sharing(buffer: &Bytes, at: usize) -> Item {
+        Item {
+            data: buffer.slice(at..at + 10),
+            add_time_ms: at as i64,
+            expiry_ms: 0,
+        }
+    }
+
+    #[test]
+    fn items_replayed_into_memory_stop_sharing_the_read_buffer() {
+        let buffer = Bytes::from(vec![7; 1000]);
+        let mut backlog = Backlog::recovering(1 << 20, PathBuf::new());
+        backlog.push_back(item_sharing(&buffer, 0));
+        backlog.finish_recovery();
+        backlog.push_back(item_sharing(&buffer, 10));
+        let kept: Vec<*const u8> = backlog.iter_memory().map(|i| i.data.as_ptr()).collect();
+        assert_ne!(kept[0], buffer.as_ptr(), "copied during recovery");
+        assert_eq!(
+            kept[1],
+            buffer[10..].as_ptr(),
+            "a live put is kept as it is"
+        );
+        assert_eq!(
+            backlog.pop_front().map(|i| i.data),
+            Some(buffer.slice(0..10))
+        );
     }
 }

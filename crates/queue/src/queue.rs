@@ -139,7 +139,7 @@ impl Queue {
         on_record: &mut dyn FnMut(u64),
     ) -> Result<(Self, Replay), QueueError> {
         let spill_path = dir.join(format!("{name}.spill"));
-        let mut state = QueueState::new(Backlog::new(options.max_memory_size, spill_path));
+        let mut state = QueueState::new(Backlog::recovering(options.max_memory_size, spill_path));
         let keep_journal = options.keep_journal;
         let (journal, replay) =
             Journal::open_with(dir, name, options.journal.clone(), &mut |record| {
@@ -148,6 +148,7 @@ impl Queue {
                     state.apply(record);
                 }
             })?;
+        state.finish_recovery();
         if !keep_journal {
             // A memory-only queue starts empty and its old journal files are erased (as Kestrel).
             journal.delete()?;

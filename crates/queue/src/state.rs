@@ -59,6 +59,11 @@ impl QueueState {
         }
     }
 
+    /// Ends the journal replay into a state made with [`Backlog::recovering`].
+    pub fn finish_recovery(&mut self) {
+        self.items.finish_recovery();
+    }
+
     /// Number of queued items (open reads excluded).
     pub fn len(&self) -> usize {
         self.items.len() as usize

@@ -581,3 +581,37 @@ fn a_restart_rebuilds_the_spill_over_a_longer_leftover_file_without_reading_it()
         .0;
     assert_eq!(drain(&queues, "big"), Vec::<Bytes>::new());
 }
+
+/// A journal read in several chunks, with removes among its adds, replays into a spilling
+/// queue in order and within its memory budget (the journal is read and checksummed, and the
+/// spill file written, on threads of their own meanwhile).
+#[test]
+fn a_long_journal_with_removes_replays_into_a_spilling_queue_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(1_700_000_000_000));
+    let expected: Vec<Bytes> = (0..6_000u32)
+        .map(|i| Bytes::from(format!("{i:01000}")))
+        .collect();
+    {
+        let queues =
+            QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), Arc::clone(&clock))
+                .expect("open")
+                .0;
+        let queue = queues.get_or_create("big").expect("create");
+        for (i, item) in expected.iter().enumerate() {
+            queue.put(item.clone(), 0).expect("put");
+            if i % 3 == 2 {
+                let taken = queue.take(TakeMode::Remove).item.expect("item");
+                assert_eq!(taken.data, expected[i / 3]);
+            }
+        }
+        queue.write_pending().expect("write");
+    }
+    let queues = QueueCollection::open(dir.path(), Box::new(one_kib_of_memory), clock)
+        .expect("reopen")
+        .0;
+    let stats = queues.get("big").expect("recovered").stats();
+    assert_eq!(stats.items, 4_000);
+    assert!(stats.mem_bytes <= 1024 + 1000, "{stats:?}");
+    assert_eq!(drain(&queues, "big"), expected[2_000..]);
+}

@@ -392,3 +392,49 @@ fn a_torn_huge_record_of_random_bytes_is_truncated_quickly() {
     let (_, replay) = open(dir.path(), JournalOptions::default());
     assert_eq!(replay.records, [add(1)]);
 }
+
+/// About 3 MiB of records of varied sizes: a segment replay reads in several chunks.
+fn records_of_several_chunks() -> Vec<Record> {
+    (0..3_000u32)
+        .map(|n| match n % 100 {
+            50 => Record::Remove,
+            _ => Record::Add {
+                add_time_ms: i64::from(n),
+                expiry_ms: 0,
+                data: bytes::Bytes::from(vec![n as u8; 1_000 + n as usize % 37]),
+            },
+        })
+        .collect()
+}
+
+#[test]
+fn a_segment_of_several_read_chunks_replays_whole_and_damage_past_the_first_is_found_at_its_offset()
+{
+    let records = records_of_several_chunks();
+    let bounds = boundaries(&records);
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), JournalOptions::default());
+    write_all(&journal, &records);
+    drop(journal);
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, records);
+
+    let path = segment(dir.path(), 1);
+    let mut bytes = fs::read(&path).unwrap();
+    assert_eq!(bytes.len() as u64, *bounds.last().unwrap());
+    let damaged = 2_345;
+    assert!(bounds[damaged] > 2 << 20, "past the second chunk's start");
+    bytes[bounds[damaged] as usize + 20] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+    match Journal::open(dir.path(), "q", JournalOptions::default()) {
+        Err(JournalError::Corrupt {
+            path: at, offset, ..
+        }) => {
+            assert_eq!((at, offset), (path.clone(), bounds[damaged]))
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    let (_, replay) = open(dir.path(), salvage());
+    assert_eq!(replay.records, records[..damaged]);
+    assert_eq!(file_len(&path), bounds[damaged]);
+}
