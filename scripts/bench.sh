@@ -72,7 +72,12 @@ build() {
         log "cargo build --release --bin lanner --bin lanner-bench"
         cargo build --release -q --bin lanner --bin lanner-bench
         LANNER_BIN=$ROOT/target/release/lanner
-        LANNER_SOURCE="built by this script from the working tree"
+        LANNER_SOURCE="built by this script from the working tree at commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        if [ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no)" ]; then
+            LANNER_SOURCE="$LANNER_SOURCE (with uncommitted changes)"
+        else
+            LANNER_SOURCE="$LANNER_SOURCE (clean)"
+        fi
     fi
     BENCH=$ROOT/target/release/lanner-bench
 }
