@@ -310,13 +310,19 @@ mod tests {
         ));
     }
 
+    /// `bytes` as a file in a temporary directory (kept alive by the returned guard).
+    fn segment_file(bytes: &[u8]) -> (tempfile::TempDir, std::fs::File) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("segment");
+        std::fs::write(&path, bytes).expect("write");
+        let file = std::fs::File::open(&path).expect("open");
+        (dir, file)
+    }
+
     #[test]
     fn a_buffer_handed_back_is_used_again() {
         let bytes = encode(&records());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("segment");
-        std::fs::write(&path, &bytes).expect("write");
-        let file = std::fs::File::open(&path).expect("open");
+        let (_dir, file) = segment_file(&bytes);
         let (sender, receiver) = sync_channel(64);
         let spares = Spares::default();
         let buffer = BytesMut::with_capacity(1 << 16);
@@ -339,10 +345,7 @@ mod tests {
     #[test]
     fn a_file_shorter_than_its_length_fails_with_an_io_error() {
         let bytes = encode(&records());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("segment");
-        std::fs::write(&path, &bytes).expect("write");
-        let file = std::fs::File::open(&path).expect("open");
+        let (_dir, file) = segment_file(&bytes);
         let (sender, receiver) = sync_channel(64);
         let spares = Spares::default();
         let len = bytes.len() as u64 + 100;
