@@ -164,7 +164,16 @@ impl LiveState {
     /// an unknown xid) change nothing, as in replay.
     pub fn apply(&mut self, record: &Record) {
         match record {
-            Record::Add { .. } => self.queued.push_back(record.clone()),
+            Record::Add {
+                add_time_ms,
+                expiry_ms,
+                data,
+            } => self.queued.push_back(Record::Add {
+                add_time_ms: *add_time_ms,
+                expiry_ms: *expiry_ms,
+                // Replayed data is a slice of a 1 MiB read chunk: a copy keeps only the item.
+                data: Bytes::copy_from_slice(data),
+            }),
             Record::Remove => {
                 self.queued.pop_front();
             }

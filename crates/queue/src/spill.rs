@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
+use tracing::warn;
 
 use crate::item::Item;
 
@@ -112,7 +113,11 @@ impl Spill {
 
     /// Takes the oldest items, about `budget` payload bytes of them (at least one if any).
     pub fn pop_front(&mut self, budget: u64) -> io::Result<VecDeque<Item>> {
-        self.settle()?;
+        if let Err(error) = self.settle() {
+            // The failed batches are buffered again: the reads below write them in line first,
+            // so a write that failed only for a moment does not strand the spilled items.
+            warn!(path = %self.path.display(), %error, "spill: a background write failed; writing in line");
+        }
         let mut taken = VecDeque::new();
         let mut taken_bytes = 0;
         while self.items > 0 && (taken.is_empty() || taken_bytes < budget) {
@@ -227,6 +232,16 @@ impl Spill {
         self.written = 0;
         self.read_at = 0;
         self.file.set_len(0)
+    }
+}
+
+impl Drop for Spill {
+    /// A spill dropped while its background writer runs (a recovery that failed part-way)
+    /// waits for the thread, so no late write lands in a file that is opened again.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            writer.stop();
+        }
     }
 }
 
@@ -485,6 +500,24 @@ mod tests {
         while spill.len() > 0 {
             popped.extend(spill.pop_front(100_000).expect("pop"));
         }
+        assert_eq!(popped, pushed);
+    }
+
+    #[test]
+    fn a_background_write_that_failed_for_a_moment_is_written_by_the_next_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("q.spill");
+        let mut spill = Spill::create(&path).expect("create");
+        let writable = Arc::clone(&spill.file);
+        spill.file = Arc::new(File::open(&path).expect("read-only"));
+        spill.write_in_background().expect("writer");
+        let (pushed, _) = push_and_pop(&mut spill, 2_000, usize::MAX, 1024);
+        spill.file = writable;
+        let mut popped = Vec::new();
+        while spill.len() > 0 {
+            popped.extend(spill.pop_front(3_000).expect("the retry in line succeeds"));
+        }
+        assert!(spill.writer.is_none(), "later writes are made in line");
         assert_eq!(popped, pushed);
     }
 
