@@ -438,3 +438,87 @@ fn a_segment_of_several_read_chunks_replays_whole_and_damage_past_the_first_is_f
     assert_eq!(replay.records, records[..damaged]);
     assert_eq!(file_len(&path), bounds[damaged]);
 }
+
+/// A journal of `records` in one segment, written and closed; returns the directory and the
+/// segment's path.
+fn one_segment_of(records: &[Record]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), JournalOptions::default());
+    write_all(&journal, records);
+    drop(journal);
+    let path = segment(dir.path(), 1);
+    (dir, path)
+}
+
+/// A framed record whose checksum is right but whose content is no record (opcode 99).
+fn well_framed_garbage(encoded_len: usize) -> Vec<u8> {
+    let mut content = vec![0; encoded_len - 8];
+    content[0] = 99;
+    let len = u32::try_from(content.len()).unwrap().to_le_bytes();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), &content);
+    [&len[..], &crc.to_le_bytes(), &content].concat()
+}
+
+fn assert_corrupt_at(dir: &Path, path: &Path, expected: u64) {
+    match Journal::open(dir, "q", JournalOptions::default()) {
+        Err(JournalError::Corrupt {
+            path: at, offset, ..
+        }) => assert_eq!((at.as_path(), offset), (path, expected)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_torn_tail_of_a_segment_of_several_read_chunks_is_truncated() {
+    let records = records_of_several_chunks();
+    let (dir, path) = one_segment_of(&records);
+    let bytes = fs::read(&path).unwrap();
+    fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, records[..records.len() - 1]);
+    assert_eq!(replay.truncations.len(), 1);
+}
+
+#[test]
+fn a_well_framed_unknown_record_in_a_long_segment_is_corruption_at_its_offset() {
+    let records = records_of_several_chunks();
+    let bounds = boundaries(&records);
+    let (dir, path) = one_segment_of(&records);
+    let mut bytes = fs::read(&path).unwrap();
+    let damaged = 10;
+    let (start, end) = (bounds[damaged] as usize, bounds[damaged + 1] as usize);
+    bytes[start..end].copy_from_slice(&well_framed_garbage(end - start));
+    fs::write(&path, &bytes).unwrap();
+    assert_corrupt_at(dir.path(), &path, bounds[damaged]);
+    let (_, replay) = open(dir.path(), salvage());
+    assert_eq!(replay.records, records[..damaged]);
+}
+
+#[test]
+fn a_huge_length_past_the_first_read_chunk_is_corruption_without_allocating() {
+    let records = records_of_several_chunks();
+    let bounds = boundaries(&records);
+    let (dir, path) = one_segment_of(&records);
+    let mut bytes = fs::read(&path).unwrap();
+    let damaged = 2_500;
+    let start = bounds[damaged] as usize;
+    bytes[start..start + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    fs::write(&path, &bytes).unwrap();
+    assert_corrupt_at(dir.path(), &path, bounds[damaged]);
+}
+
+#[test]
+fn a_visitor_that_panics_stops_the_reading_thread() {
+    let records = records_of_several_chunks();
+    let (dir, _) = one_segment_of(&records);
+    let replayed = std::panic::catch_unwind(|| {
+        let mut seen = 0;
+        let _ = Journal::open_with(dir.path(), "q", JournalOptions::default(), &mut |_| {
+            seen += 1;
+            assert!(seen < 5, "the visitor gives up");
+        });
+    });
+    assert!(replayed.is_err(), "the panic reaches the caller");
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, records);
+}
