@@ -480,15 +480,24 @@ mod tests {
         assert_eq!(popped, pushed);
     }
 
-    #[test]
-    fn a_failed_background_write_surfaces_and_keeps_every_item() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A spill of 2,000 items whose background writer was given a read-only file, so every
+    /// batch it wrote failed; returns it, the writable file to restore and the items pushed.
+    fn spill_whose_background_writes_failed(
+        dir: &tempfile::TempDir,
+    ) -> (Spill, Arc<File>, Vec<Item>) {
         let path = dir.path().join("q.spill");
         let mut spill = Spill::create(&path).expect("create");
         let writable = Arc::clone(&spill.file);
         spill.file = Arc::new(File::open(&path).expect("read-only"));
         spill.write_in_background().expect("writer");
         let (pushed, _) = push_and_pop(&mut spill, 2_000, usize::MAX, 1024);
+        (spill, writable, pushed)
+    }
+
+    #[test]
+    fn a_failed_background_write_surfaces_and_keeps_every_item() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut spill, writable, pushed) = spill_whose_background_writes_failed(&dir);
         let error = spill
             .pop_front(3_000)
             .expect_err("the failed write is reported");
@@ -506,12 +515,7 @@ mod tests {
     #[test]
     fn a_background_write_that_failed_for_a_moment_is_written_by_the_next_read() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("q.spill");
-        let mut spill = Spill::create(&path).expect("create");
-        let writable = Arc::clone(&spill.file);
-        spill.file = Arc::new(File::open(&path).expect("read-only"));
-        spill.write_in_background().expect("writer");
-        let (pushed, _) = push_and_pop(&mut spill, 2_000, usize::MAX, 1024);
+        let (mut spill, writable, pushed) = spill_whose_background_writes_failed(&dir);
         spill.file = writable;
         let mut popped = Vec::new();
         while spill.len() > 0 {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use bytes::Buf;
 use lanner_proto::{AfterError, Response, parse};
 use lanner_queue::{TakeMode, TakeOutcome};
+use smol_str::SmolStr;
 use tracing::debug;
 
 use crate::output::Output;
@@ -133,7 +134,7 @@ impl<S: ClientStream> Connection<S> {
             let timeout = monitor.deadline.saturating_duration_since(Instant::now());
             let wait = Wait {
                 queue: Arc::clone(&monitor.queue),
-                key: monitor.queue.name().to_owned(),
+                key: SmolStr::new(monitor.queue.name()),
                 mode: TakeMode::Open,
                 timeout,
             };

@@ -74,7 +74,7 @@ impl Monitor {
 pub struct Wait {
     pub queue: Arc<Queue>,
     /// The key a memcache `VALUE` line names (the text protocol has none).
-    pub key: String,
+    pub key: SmolStr,
     pub mode: TakeMode,
     pub timeout: Duration,
 }
@@ -194,7 +194,7 @@ impl Session {
 
     /// Replies to a blocking get once its wait ended.
     pub fn finish_wait(&mut self, wait: &Wait, outcome: TakeOutcome, out: &mut Output) {
-        self.deliver(&wait.queue, SmolStr::new(&wait.key), outcome, out);
+        self.deliver(&wait.queue, wait.key.clone(), outcome, out);
     }
 
     /// True while a monitor may deliver another item: items and time remain, and the connection
@@ -282,7 +282,7 @@ impl Session {
                 out.commit_later(&queue, outcome.seq);
                 Step::Wait(Wait {
                     queue,
-                    key: key.to_string(),
+                    key,
                     mode,
                     timeout: Duration::from_millis(u64::from(ms)),
                 })

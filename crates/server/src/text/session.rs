@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use lanner_proto::{TextReply, TextRequest};
 use lanner_queue::{PutOutcome, Queue, Seq, TakeMode, TakeOutcome};
+use smol_str::SmolStr;
 
 use crate::open_reads::OpenReads;
 use crate::output::{Output, queue_error_reason};
@@ -226,7 +227,7 @@ impl TextSession {
                 out.commit_later(&queue, outcome.seq);
                 Step::Wait(Wait {
                     queue,
-                    key: name.to_owned(),
+                    key: SmolStr::new(name),
                     mode,
                     timeout: Duration::from_millis(u64::from(ms)),
                 })
