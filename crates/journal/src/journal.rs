@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use crate::error::{IoContext, JournalError};
 use crate::files;
 use crate::latency::timed_fsync;
-use crate::record::Record;
+use crate::record::{FRAME_HEADER_LEN, Record, add_content_len, encode_add_into};
 use crate::replay::{self, Replay};
 use crate::segment::HEADER_LEN;
 use crate::stats::{Counters, JournalStats};
@@ -139,13 +139,26 @@ impl Journal {
     /// A record larger than `max_record_size` would make the journal unreadable, so it poisons
     /// the journal instead of being written.
     pub fn append(&self, record: &Record) -> Seq {
+        self.append_encoded(record.content_len(), |buf| record.encode_into(buf))
+    }
+
+    /// [`Journal::append`] of `Record::Add { add_time_ms, expiry_ms, data }`, borrowing the
+    /// payload: a put needs no second `Bytes` handle on it (cloning a `Bytes` made from a
+    /// `Vec` allocates a shared header).
+    pub fn append_add(&self, add_time_ms: i64, expiry_ms: i64, data: &[u8]) -> Seq {
+        self.append_encoded(add_content_len(data.len()), |buf| {
+            encode_add_into(buf, add_time_ms, expiry_ms, data);
+        })
+    }
+
+    fn append_encoded(&self, content_len: u64, encode: impl FnOnce(&mut Vec<u8>)) -> Seq {
         let mut pending = lock(&self.pending);
         pending.last_seq += 1;
-        if self.accepts(record.content_len()) {
-            record.encode_into(&mut pending.buf);
+        if self.accepts(content_len) {
+            encode(&mut pending.buf);
             self.counters
                 .total_bytes
-                .fetch_add(record.encoded_len(), Relaxed);
+                .fetch_add(FRAME_HEADER_LEN as u64 + content_len, Relaxed);
         }
         pending.last_seq
     }

@@ -55,11 +55,18 @@ impl Record {
         FRAME_HEADER_LEN as u64 + self.content_len()
     }
 
+    /// Bytes an `Add` of a `payload_len`-byte item takes on disk, framing included.
+    pub fn add_encoded_len(payload_len: usize) -> u64 {
+        FRAME_HEADER_LEN as u64 + add_content_len(payload_len)
+    }
+
     /// Bytes of opcode plus payload (the value of the `len` field).
     pub(crate) fn content_len(&self) -> u64 {
+        if let Record::Add { data, .. } = self {
+            return add_content_len(data.len());
+        }
         1 + match self {
-            Record::Add { data, .. } => (ADD_FIXED_LEN + data.len()) as u64,
-            Record::Remove => 0,
+            Record::Add { .. } | Record::Remove => 0,
             Record::RemoveTentative { .. }
             | Record::Unremove { .. }
             | Record::ConfirmRemove { .. } => XID_LEN as u64,
@@ -68,29 +75,50 @@ impl Record {
 
     /// Appends the framed record to `buf`. The caller guarantees `content_len() <= u32::MAX`.
     pub(crate) fn encode_into(&self, buf: &mut Vec<u8>) {
-        let start = buf.len();
-        let len = u32::try_from(self.content_len()).unwrap_or(u32::MAX);
-        buf.extend_from_slice(&len.to_le_bytes());
-        buf.extend_from_slice(&[0; 4]);
-        match self {
+        framed(buf, self.content_len(), |buf| match self {
             Record::Add {
                 add_time_ms,
                 expiry_ms,
                 data,
-            } => {
-                buf.push(OP_ADD);
-                buf.extend_from_slice(&add_time_ms.to_le_bytes());
-                buf.extend_from_slice(&expiry_ms.to_le_bytes());
-                buf.extend_from_slice(data);
-            }
+            } => push_add(buf, *add_time_ms, *expiry_ms, data),
             Record::Remove => buf.push(OP_REMOVE),
             Record::RemoveTentative { xid } => push_xid(buf, OP_REMOVE_TENTATIVE, *xid),
             Record::Unremove { xid } => push_xid(buf, OP_UNREMOVE, *xid),
             Record::ConfirmRemove { xid } => push_xid(buf, OP_CONFIRM_REMOVE, *xid),
-        }
-        let crc = checksum(len, &buf[start + FRAME_HEADER_LEN..]);
-        buf[start + 4..start + FRAME_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        });
     }
+}
+
+/// Bytes of opcode plus payload of an `Add` of a `payload_len`-byte item.
+pub(crate) fn add_content_len(payload_len: usize) -> u64 {
+    (1 + ADD_FIXED_LEN + payload_len) as u64
+}
+
+/// Appends a framed `Add` of `data` to `buf`, as [`Record::encode_into`] would, without a
+/// `Record` and so without a second handle on the payload. The caller guarantees
+/// `add_content_len(data.len()) <= u32::MAX`.
+pub(crate) fn encode_add_into(buf: &mut Vec<u8>, add_time_ms: i64, expiry_ms: i64, data: &[u8]) {
+    framed(buf, add_content_len(data.len()), |buf| {
+        push_add(buf, add_time_ms, expiry_ms, data);
+    });
+}
+
+/// Appends `len | crc | content` to `buf`, with the content written by `content`.
+fn framed(buf: &mut Vec<u8>, content_len: u64, content: impl FnOnce(&mut Vec<u8>)) {
+    let start = buf.len();
+    let len = u32::try_from(content_len).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(&[0; 4]);
+    content(buf);
+    let crc = checksum(len, &buf[start + FRAME_HEADER_LEN..]);
+    buf[start + 4..start + FRAME_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn push_add(buf: &mut Vec<u8>, add_time_ms: i64, expiry_ms: i64, data: &[u8]) {
+    buf.push(OP_ADD);
+    buf.extend_from_slice(&add_time_ms.to_le_bytes());
+    buf.extend_from_slice(&expiry_ms.to_le_bytes());
+    buf.extend_from_slice(data);
 }
 
 fn push_xid(buf: &mut Vec<u8>, opcode: u8, xid: u32) {
@@ -232,6 +260,25 @@ mod tests {
     use super::*;
 
     const MAX: u64 = 1 << 20;
+
+    #[test]
+    fn an_add_encoded_from_borrowed_data_is_the_records_encoding() {
+        for record in samples() {
+            let Record::Add {
+                add_time_ms,
+                expiry_ms,
+                data,
+            } = &record
+            else {
+                continue;
+            };
+            let (mut borrowed, mut owned) = (Vec::new(), Vec::new());
+            encode_add_into(&mut borrowed, *add_time_ms, *expiry_ms, data);
+            record.encode_into(&mut owned);
+            assert_eq!(borrowed, owned);
+            assert_eq!(Record::add_encoded_len(data.len()), record.encoded_len());
+        }
+    }
 
     fn samples() -> Vec<Record> {
         vec![

@@ -37,7 +37,7 @@ impl Item {
 
     /// Bytes the item's add record takes in the journal.
     pub fn journal_len(&self) -> u64 {
-        self.add_record().encoded_len()
+        Record::add_encoded_len(self.data.len())
     }
 }
 

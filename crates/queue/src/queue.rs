@@ -235,7 +235,10 @@ impl Queue {
                 .limits
                 .capped_expiry(expiry_from_exptime(exptime, now), now),
         };
-        let seq = self.append(&item.add_record()).max(discard_seq);
+        let seq = self
+            .journal
+            .append_add(item.add_time_ms, item.expiry_ms, &item.data)
+            .max(discard_seq);
         state.push_back(item);
         state.counters.total_items += 1;
         self.compact_if_needed(&mut state);
