@@ -35,6 +35,11 @@ fn chromium() -> Option<PathBuf> {
 /// the page run `budget_ms` of virtual time.
 fn browse(chromium: &Path, url: &str, budget_ms: u32, mode: &[&str]) -> Output {
     let profile = tempfile::tempdir().expect("browser profile dir");
+    let output_dir = tempfile::tempdir().expect("browser output dir");
+    let (stdout_path, stderr_path) = (
+        output_dir.path().join("stdout"),
+        output_dir.path().join("stderr"),
+    );
     let mut child = Command::new(chromium)
         .args([
             "--headless",
@@ -53,8 +58,9 @@ fn browse(chromium: &Path, url: &str, budget_ms: u32, mode: &[&str]) -> Output {
         .args(mode)
         .arg(url)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Files, not pipes: a pipe nobody reads while we wait would stall a large DOM dump.
+        .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr_path).expect("stderr file"))
         .spawn()
         .expect("start chromium");
     let deadline = Instant::now() + BROWSER_TIMEOUT;
@@ -65,7 +71,11 @@ fn browse(chromium: &Path, url: &str, budget_ms: u32, mode: &[&str]) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    let output = child.wait_with_output().expect("chromium output");
+    let output = Output {
+        status: child.wait().expect("chromium status"),
+        stdout: std::fs::read(&stdout_path).expect("chromium stdout"),
+        stderr: std::fs::read(&stderr_path).expect("chromium stderr"),
+    };
     assert!(
         output.status.success(),
         "chromium failed: {}\n{}",
