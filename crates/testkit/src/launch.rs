@@ -12,7 +12,7 @@ use crate::process::Lanner;
 /// flags and environment. By default: [`crate::lanner_binary`] on a free loopback port, with
 /// a fresh temporary data directory, no configuration file, and the text protocol and the
 /// admin port off (many servers run at once: their fixed default ports would collide).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Launch {
     binary: Option<PathBuf>,
     pub(crate) listen: String,
