@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Stdio};
 
 use support::{Client, Server, set_request};
@@ -291,39 +291,9 @@ fn a_non_loopback_admin_port_is_warned_about() {
 
 #[test]
 fn a_non_loopback_memcache_listener_without_users_is_warned_about() {
-    // The harness always passes `--listen 127.0.0.1:0`, so this one server is started by hand;
-    // nothing connects to it.
-    let temp = tempfile::TempDir::new().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lanner"))
-        .args([
-            "--listen",
-            "0.0.0.0:0",
-            "--text-listen",
-            "",
-            "--admin-listen",
-            "",
-        ])
-        .arg("--data-dir")
-        .arg(temp.path().join("data"))
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lanner");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let warning = std::iter::from_fn(|| lines_rx.recv_timeout(support::PATIENCE).ok())
-        .find(|line| line.contains("without authentication"));
-    drop(child.kill());
-    drop(child.wait());
-    let line = warning.expect("no warning about the exposed listener");
+    // Nothing connects to this server.
+    let server = support::launch().listen("0.0.0.0:0").start();
+    let line = server.wait_for_log("without authentication");
     assert!(line.contains("WARN") && line.contains("memcache"), "{line}");
 }
 

@@ -67,13 +67,7 @@ impl Certificate {
 
 /// The address the server logged for its TLS listener.
 fn tls_addr(server: &Server) -> SocketAddr {
-    let prefix = "lanner TLS listening on ";
-    let line = server.wait_for_log(prefix);
-    line.split(prefix)
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|address| address.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
+    server.logged_address("lanner TLS listening on ")
 }
 
 /// A memcache client speaking TLS.

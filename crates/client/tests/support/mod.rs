@@ -1,242 +1,61 @@
-//! Test harness: runs real `lanner` servers on loopback ports with temporary data
-//! directories, and waits on conditions with bounded deadlines.
-//!
-//! The server binary is `$LANNER_BIN` if set, else `lanner` in the target directory these tests
-//! run from. `cargo test --workspace` builds it before running any test (the server package's
-//! own integration tests need it). When it is missing or older than a source file of the
-//! server's crates, as after `cargo test -p lanner-client` on a fresh or edited tree, the
-//! harness builds it once with `cargo build -p lanner-server --bin lanner`.
+//! Test harness: runs real `lanner` servers through the shared harness (`lanner-testkit`:
+//! loopback ports, temporary data directories, the binary found or built), and waits on
+//! conditions with bounded deadlines.
 
 #![allow(dead_code)] // each test file uses its own subset of the harness
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use lanner_client::{Client, ClientBuilder, Distribution};
-use tempfile::TempDir;
+use lanner_testkit::Launch;
 
-/// The longest any expected event may take before a test fails (a bound, never a sleep).
-pub const PATIENCE: Duration = Duration::from_secs(20);
+/// The longest any expected event may take before a test fails (the shared bound).
+pub const PATIENCE: Duration = lanner_testkit::PATIENCE;
 
 /// Pause between two checks of a condition.
-pub const POLL: Duration = Duration::from_millis(5);
+pub const POLL: Duration = lanner_testkit::POLL_INTERVAL;
 
-/// The `lanner` binary, built first if it is missing or stale.
-pub fn lanner_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("LANNER_BIN") {
-            return PathBuf::from(path);
-        }
-        // This test runs as <target dir>/<profile>/deps/<test>-<hash>.
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test executable inside <target>/<profile>/deps");
-        let binary = profile_dir.join(format!("lanner{}", std::env::consts::EXE_SUFFIX));
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let built = std::fs::metadata(&binary)
-            .and_then(|meta| meta.modified())
-            .ok();
-        let stale = built.is_none_or(|built| built < newest_server_source(&workspace));
-        if let (true, Some(cargo)) = (stale, std::env::var_os("CARGO")) {
-            let mut build = Command::new(cargo);
-            build
-                .args(["build", "--quiet", "-p", "lanner-server", "--bin", "lanner"])
-                .arg("--manifest-path")
-                .arg(workspace.join("Cargo.toml"))
-                .arg("--target-dir")
-                .arg(profile_dir.parent().expect("target dir"));
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
-                build.arg("--release");
-            }
-            let status = build
-                .status()
-                .expect("run cargo build for the lanner binary");
-            assert!(status.success(), "building the lanner binary failed");
-        }
-        assert!(
-            binary.exists(),
-            "no lanner binary at {} (set LANNER_BIN or run under cargo)",
-            binary.display()
-        );
-        binary
-    })
+/// A running `lanner` process (the shared harness's [`lanner_testkit::Lanner`]), addressed as
+/// clients are configured.
+pub struct Lanner(lanner_testkit::Lanner);
+
+impl Deref for Lanner {
+    type Target = lanner_testkit::Lanner;
+
+    fn deref(&self) -> &lanner_testkit::Lanner {
+        &self.0
+    }
 }
 
-/// The newest modification time among the manifests and sources the server is built from:
-/// the workspace manifest and lock file, and every crate but this one.
-fn newest_server_source(workspace: &Path) -> SystemTime {
-    fn walk(path: &Path, newest: &mut SystemTime) {
-        let Ok(meta) = std::fs::metadata(path) else {
-            return;
-        };
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-                walk(&entry.path(), newest);
-            }
-        } else if let Ok(modified) = meta.modified() {
-            *newest = (*newest).max(modified);
-        }
+impl DerefMut for Lanner {
+    fn deref_mut(&mut self) -> &mut lanner_testkit::Lanner {
+        &mut self.0
     }
-    let mut newest = SystemTime::UNIX_EPOCH;
-    walk(&workspace.join("Cargo.toml"), &mut newest);
-    walk(&workspace.join("Cargo.lock"), &mut newest);
-    let crates = std::fs::read_dir(workspace.join("crates"))
-        .into_iter()
-        .flatten()
-        .flatten();
-    for krate in crates.filter(|krate| krate.file_name() != "client") {
-        walk(&krate.path().join("Cargo.toml"), &mut newest);
-        walk(&krate.path().join("src"), &mut newest);
-    }
-    newest
-}
-
-/// A running `lanner` process with its own data directory.
-pub struct Lanner {
-    child: Child,
-    address: SocketAddr,
-    data_dir: PathBuf,
-    config: Option<PathBuf>,
-    _temp: TempDir,
 }
 
 impl Lanner {
     /// A server on a free loopback port with an empty data directory.
     pub fn start() -> Lanner {
-        Lanner::start_configured(None)
+        Lanner(Launch::default().start())
     }
 
     /// A server whose configuration file holds `toml`.
     pub fn start_with_config(toml: &str) -> Lanner {
-        Lanner::start_configured(Some(toml))
-    }
-
-    fn start_configured(toml: Option<&str>) -> Lanner {
-        let temp = TempDir::new().expect("temp dir");
-        let config = toml.map(|toml| {
-            let path = temp.path().join("lanner.toml");
-            std::fs::write(&path, toml).expect("write config");
-            path
-        });
-        let data_dir = temp.path().join("data");
-        let (child, address) = spawn("127.0.0.1:0", &data_dir, config.as_deref())
-            .unwrap_or_else(|log| panic!("lanner did not start:\n{log}"));
-        Lanner {
-            child,
-            address,
-            data_dir,
-            config,
-            _temp: temp,
-        }
+        Lanner(Launch::default().config(toml).start())
     }
 
     /// `127.0.0.1:<port>`, as clients are configured with it.
     pub fn address(&self) -> String {
-        self.address.to_string()
+        self.addr.to_string()
     }
 
     /// A client for this server alone.
     pub fn client(&self) -> Client {
         quick_client(&[self]).build().expect("client")
     }
-
-    /// Kills the process with SIGKILL (no shutdown work at all) and reaps it.
-    pub fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL lanner");
-        self.child.wait().expect("reap lanner");
-    }
-
-    /// Starts the server again on the same port and data directory (after [`Lanner::kill`]).
-    pub fn restart(&mut self) {
-        let deadline = Instant::now() + PATIENCE;
-        let listen = self.address.to_string();
-        loop {
-            match spawn(&listen, &self.data_dir, self.config.as_deref()) {
-                Ok((child, _)) => {
-                    self.child = child;
-                    return;
-                }
-                // The port may still be held for a moment by the killed process's sockets.
-                Err(log) if Instant::now() < deadline => drop(log),
-                Err(log) => panic!("lanner did not restart on {listen}:\n{log}"),
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for Lanner {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-/// Starts `lanner` and waits until it logs its listening address; the log of a failed start
-/// is the error.
-fn spawn(
-    listen: &str,
-    data_dir: &Path,
-    config: Option<&Path>,
-) -> Result<(Child, SocketAddr), String> {
-    let mut command = Command::new(lanner_binary());
-    command
-        // Several servers run at once: the text protocol's fixed default port would collide.
-        .args([
-            "--text-listen",
-            "",
-            "--admin-listen",
-            "",
-            "--listen",
-            listen,
-            "--data-dir",
-        ])
-        .arg(data_dir)
-        .env("RUST_LOG", "warn,lanner_server::server=info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    let mut child = command.spawn().expect("spawn lanner");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (lines_tx, lines_rx) = mpsc::channel();
-    // Keeps draining the log for the life of the process, so the server never blocks on it.
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            drop(lines_tx.send(line));
-        }
-    });
-    let mut log = Vec::new();
-    loop {
-        let Ok(line) = lines_rx.recv_timeout(PATIENCE) else {
-            drop(child.kill());
-            drop(child.wait());
-            return Err(log.join("\n"));
-        };
-        if let Some(address) = listening_address(&line) {
-            return Ok((child, address));
-        }
-        log.push(line);
-    }
-}
-
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("lanner listening on ").nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// A builder for these servers with short timeouts and back-off, as tests want them.

@@ -1,102 +1,71 @@
-//! Test harness: runs the real `lanner` binary on a free loopback port with a temporary data
-//! directory, and speaks raw bytes to it.
+//! Test harness: runs the real `lanner` binary through the shared harness (`lanner-testkit`:
+//! a free loopback port, a temporary data directory, its log), and speaks raw bytes to it.
 
 #![allow(dead_code)] // each test file uses its own subset of the harness
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::ops::{Deref, DerefMut};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+use lanner_testkit::{Lanner, Launch};
 
-/// How long any single expected event may take before a test fails (a bound, never a sleep).
-pub const PATIENCE: Duration = Duration::from_secs(20);
+/// How long any single expected event may take before a test fails (the shared bound).
+pub const PATIENCE: Duration = lanner_testkit::PATIENCE;
 
 /// Pause between two polls of a condition (never a wait for the condition itself).
-pub const POLL_INTERVAL: Duration = Duration::from_millis(5);
+pub const POLL_INTERVAL: Duration = lanner_testkit::POLL_INTERVAL;
 
-/// A running `lanner` process.
-pub struct Server {
-    child: Child,
-    pub addr: SocketAddr,
-    /// The text-protocol listener's address, for a server started with one.
-    pub text_addr: Option<SocketAddr>,
-    /// The admin HTTP port's address, for a server started with one.
-    pub admin_addr: Option<SocketAddr>,
-    data_dir: PathBuf,
-    config: Option<PathBuf>,
-    _temp: Option<TempDir>,
-    log: mpsc::Receiver<String>,
-    /// Lines logged before the server listened (recovery).
-    startup_log: Vec<String>,
+/// A launch of this package's own `lanner` binary.
+pub fn launch() -> Launch {
+    Launch::default().binary(env!("CARGO_BIN_EXE_lanner"))
+}
+
+/// A running `lanner` process (the shared harness's [`Lanner`]) and the raw-bytes clients
+/// to talk to it.
+pub struct Server(Lanner);
+
+impl Deref for Server {
+    type Target = Lanner;
+
+    fn deref(&self) -> &Lanner {
+        &self.0
+    }
+}
+
+impl DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut Lanner {
+        &mut self.0
+    }
 }
 
 impl Server {
     /// Starts a server with a fresh temporary data directory.
     pub fn start() -> Server {
-        let temp = TempDir::new().expect("temp dir");
-        let mut server = Server::start_in(&temp.path().join("data"), None);
-        server._temp = Some(temp);
-        server
+        Server(launch().start())
     }
 
     /// Starts a server with a fresh data directory and this configuration text.
     pub fn start_with_config(config: &str) -> Server {
-        let temp = TempDir::new().expect("temp dir");
-        let path = temp.path().join("lanner.toml");
-        std::fs::write(&path, config).expect("write config");
-        let mut server = Server::start_in(&temp.path().join("data"), Some(&path));
-        server._temp = Some(temp);
-        server
+        Server(launch().config(config).start())
     }
 
     /// Starts a server with a fresh temporary data directory and the text protocol on a free
     /// loopback port (`--text-listen 127.0.0.1:0`).
     pub fn start_with_text() -> Server {
-        let temp = TempDir::new().expect("temp dir");
-        Server::start_text_in(temp, None)
+        Server(launch().text_listener().start())
     }
 
     /// Starts a server with the text protocol, a fresh data directory and this configuration.
     pub fn start_with_text_and_config(config: &str) -> Server {
-        let temp = TempDir::new().expect("temp dir");
-        let path = temp.path().join("lanner.toml");
-        std::fs::write(&path, config).expect("write config");
-        Server::start_text_in(temp, Some(&path))
-    }
-
-    fn start_text_in(temp: TempDir, config: Option<&Path>) -> Server {
-        let data_dir = temp.path().join("data");
-        let mut server =
-            Server::try_start_with(&data_dir, config, &["--text-listen", "127.0.0.1:0"])
-                .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
-        server._temp = Some(temp);
-        let line = server.wait_for_log("lanner text protocol listening on ");
-        server.text_addr = Some(
-            address_after(&line, "lanner text protocol listening on ")
-                .unwrap_or_else(|| panic!("no address in {line:?}")),
-        );
-        server
+        Server(launch().text_listener().config(config).start())
     }
 
     /// Starts a server with a fresh data directory and the admin HTTP port on a free loopback
     /// port (`--admin-listen 127.0.0.1:0`).
     pub fn start_with_admin() -> Server {
-        let temp = TempDir::new().expect("temp dir");
-        let data_dir = temp.path().join("data");
-        let mut server =
-            Server::try_start_with(&data_dir, None, &["--admin-listen", "127.0.0.1:0"])
-                .unwrap_or_else(|output| panic!("lanner did not start:\n{output}"));
-        server._temp = Some(temp);
-        let line = server.wait_for_log("lanner admin listening on ");
-        server.admin_addr = Some(
-            address_after(&line, "lanner admin listening on ")
-                .unwrap_or_else(|| panic!("no address in {line:?}")),
-        );
-        server
+        Server(launch().admin_listener().start())
     }
 
     /// `GET path` on the admin port: the status code and the body.
@@ -125,23 +94,12 @@ impl Server {
         config: Option<&Path>,
         args: &[&str],
     ) -> Result<Server, String> {
-        let (child, addr, log, startup_log) = spawn(data_dir, config, args)?;
-        Ok(Server {
-            child,
-            addr,
-            text_addr: None,
-            admin_addr: None,
-            data_dir: data_dir.to_owned(),
-            config: config.map(Path::to_owned),
-            _temp: None,
-            log,
-            startup_log,
-        })
-    }
-
-    /// The data directory.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        let launch = launch().data_dir(data_dir).args(args);
+        let launch = match config {
+            Some(config) => launch.config_file(config),
+            None => launch,
+        };
+        launch.try_start().map(Server)
     }
 
     /// A new client connection.
@@ -158,155 +116,12 @@ impl Server {
         )
     }
 
-    /// Kills the process with SIGKILL and waits for it.
-    pub fn kill(&mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("wait");
-    }
-
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        self.signal("TERM");
-        self.wait_exit()
-    }
-
-    /// The process's resident memory in KiB (VmRSS from /proc).
-    pub fn resident_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("read /proc status");
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS line")
-    }
-
-    /// Sends the signal `name` (e.g. `"HUP"`) to the process.
-    pub fn signal(&self, name: &str) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill")
-            .args([format!("-{name}").as_str(), &pid])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{name} failed");
-    }
-
-    /// Replaces the contents of the configuration file the server was started with.
-    pub fn rewrite_config(&self, text: &str) {
-        let path = self
-            .config
-            .as_ref()
-            .expect("server started with a config file");
-        std::fs::write(path, text).expect("rewrite config");
-    }
-
-    /// Waits (bounded) for the process to exit by itself.
-    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "lanner did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Kills the process and starts a new one on the same data directory and config.
+    /// Kills the process and starts it again on the same address, data directory and config.
     pub fn restart_after_kill(mut self) -> Server {
         self.kill();
-        let temp = self._temp.take();
-        let mut server = Server::start_in(&self.data_dir, self.config.as_deref());
-        server._temp = temp;
-        server
+        self.restart();
+        self
     }
-
-    /// Waits for a log line containing `needle`.
-    pub fn wait_for_log(&self, needle: &str) -> String {
-        if let Some(line) = self.startup_log.iter().find(|line| line.contains(needle)) {
-            return line.clone();
-        }
-        loop {
-            let line = self
-                .log
-                .recv_timeout(PATIENCE)
-                .unwrap_or_else(|_| panic!("no log line containing {needle:?}"));
-            if line.contains(needle) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-type Spawned = (Child, SocketAddr, mpsc::Receiver<String>, Vec<String>);
-
-fn spawn(data_dir: &Path, config: Option<&Path>, args: &[&str]) -> Result<Spawned, String> {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lanner"));
-    command
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args);
-    if !args.contains(&"--text-listen") {
-        // Tests run many servers at once: the text protocol's fixed default port would collide.
-        command.args(["--text-listen", ""]);
-    }
-    if !args.contains(&"--admin-listen") {
-        // Likewise the admin port's.
-        command.args(["--admin-listen", ""]);
-    }
-    if let Some(config) = config {
-        command.arg("--config").arg(config);
-    }
-    command
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn lanner");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines_tx, lines_rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines_tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        let line = match lines_rx.recv_timeout(PATIENCE) {
-            Ok(line) => line,
-            Err(_) => {
-                drop(child.kill());
-                drop(child.wait());
-                return Err(seen.join("\n"));
-            }
-        };
-        let address = listening_address(&line);
-        seen.push(line);
-        if let Some(addr) = address {
-            return Ok((child, addr, lines_rx, seen));
-        }
-    }
-}
-
-fn listening_address(line: &str) -> Option<SocketAddr> {
-    address_after(line, "lanner listening on ")
-}
-
-/// The address logged right after `prefix` in a log line.
-fn address_after(line: &str, prefix: &str) -> Option<SocketAddr> {
-    let rest = line.split(prefix).nth(1)?;
-    rest.split_whitespace().next()?.parse().ok()
 }
 
 /// A one-shot HTTP/1.1 `GET` (`Connection: close`): the status code and the body.
