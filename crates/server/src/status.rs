@@ -4,6 +4,8 @@
 //! stricter status takes effect after the grace period.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Acquire, Release};
+use std::sync::atomic::{AtomicBool, AtomicU8};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,14 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, indexed by `status as u8`.
+    const ALL: [Status; 4] = [
+        Status::Up,
+        Status::WriteAvoid,
+        Status::ReadOnly,
+        Status::Quiescent,
+    ];
+
     /// Parses a status name, case-insensitively (`down` is not a status a client may set).
     pub fn parse(name: &str) -> Option<Status> {
         match name.to_ascii_lowercase().as_str() {
@@ -52,16 +62,18 @@ impl Status {
 }
 
 /// The current status, a pending stricter one, and the file that keeps it.
+///
+/// Every `set` and `get` asks for the status, on every worker: it is an atomic read, and the
+/// lock is taken only while a stricter status waits for its grace period.
 pub struct ServerStatus {
     file: PathBuf,
     grace: Duration,
-    state: Mutex<StatusState>,
-}
-
-struct StatusState {
-    current: Status,
+    /// The status in force, as `Status as u8` (an index into [`Status::ALL`]).
+    current: AtomicU8,
+    /// True while `pending` holds a status.
+    has_pending: AtomicBool,
     /// A stricter status and when it takes effect.
-    pending: Option<(Status, Instant)>,
+    pending: Mutex<Option<(Status, Instant)>>,
 }
 
 impl ServerStatus {
@@ -75,27 +87,39 @@ impl ServerStatus {
         ServerStatus {
             file: file.to_owned(),
             grace,
-            state: Mutex::new(StatusState {
-                current,
-                pending: None,
-            }),
+            current: AtomicU8::new(current as u8),
+            has_pending: AtomicBool::new(false),
+            pending: Mutex::new(None),
         }
     }
 
     /// The status in force now.
     pub fn current(&self) -> Status {
-        let mut state = self.lock();
-        if let Some((status, due)) = state.pending
+        if self.has_pending.load(Acquire) {
+            self.apply_pending_if_due();
+        }
+        // Only `set_current` stores, and only valid indices.
+        Status::ALL[usize::from(self.current.load(Acquire))]
+    }
+
+    fn apply_pending_if_due(&self) {
+        let mut pending = self.lock();
+        if let Some((status, due)) = *pending
             && Instant::now() >= due
         {
-            state.current = status;
-            state.pending = None;
+            self.set_current(status, &mut pending);
             info!(
                 status = status.reply_name(),
                 "server status changed after the grace period"
             );
         }
-        state.current
+    }
+
+    /// Puts `status` in force and drops any pending one (under the lock).
+    fn set_current(&self, status: Status, pending: &mut Option<(Status, Instant)>) {
+        self.current.store(status as u8, Release);
+        *pending = None;
+        self.has_pending.store(false, Release);
     }
 
     /// Requests `status`: a less strict one applies at once; a stricter one after the grace
@@ -103,16 +127,16 @@ impl ServerStatus {
     /// requested status is saved so that a restart comes back in it.
     pub fn request(&self, status: Status) {
         let current = self.current();
-        let mut state = self.lock();
+        let mut pending = self.lock();
         if status <= current || self.grace.is_zero() {
-            state.current = status;
-            state.pending = None;
-        } else if state.pending.is_none() {
-            state.pending = Some((status, Instant::now() + self.grace));
+            self.set_current(status, &mut pending);
+        } else if pending.is_none() {
+            *pending = Some((status, Instant::now() + self.grace));
+            self.has_pending.store(true, Release);
         } else {
             return;
         }
-        drop(state);
+        drop(pending);
         info!(status = status.reply_name(), "server status requested");
         self.save(status);
     }
@@ -129,8 +153,8 @@ impl ServerStatus {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, StatusState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Option<(Status, Instant)>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -155,6 +179,35 @@ mod tests {
         assert_eq!(
             ServerStatus::load(&file, Status::Up, Duration::ZERO).current(),
             Status::ReadOnly
+        );
+    }
+
+    #[test]
+    fn every_status_is_stored_as_its_index() {
+        for status in Status::ALL {
+            assert_eq!(Status::ALL[usize::from(status as u8)], status);
+        }
+    }
+
+    #[test]
+    fn a_stricter_status_takes_effect_once_its_grace_period_is_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = ServerStatus::load(
+            &dir.path().join("status"),
+            Status::Up,
+            Duration::from_millis(20),
+        );
+        status.request(Status::ReadOnly);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while status.current() != Status::ReadOnly {
+            assert!(Instant::now() < deadline, "still {:?}", status.current());
+            std::thread::yield_now();
+        }
+        status.request(Status::Up);
+        assert_eq!(
+            status.current(),
+            Status::Up,
+            "a looser status applies at once"
         );
     }
 
