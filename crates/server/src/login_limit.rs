@@ -92,6 +92,43 @@ struct Table {
     full: bool,
 }
 
+impl Table {
+    /// The count a failure of `source` goes to, and whether it is the source's own: its entry,
+    /// a new one (stale entries dropped to make room when the table is full), else the shared
+    /// count of the addresses that found the table full. The sweep over a full table runs at
+    /// most once per failed login, each of which cost an Argon2 check.
+    fn count_for(
+        &mut self,
+        source: IpAddr,
+        now: Instant,
+        limits: &LoginConfig,
+    ) -> (&mut Failures, bool) {
+        let capacity = limits.max_tracked_addresses as usize;
+        if !self.sources.contains_key(&source) && self.sources.len() >= capacity {
+            let window = limits.failure_window;
+            self.sources
+                .retain(|_, failures| !failures.is_stale(now, window));
+        }
+        if self.sources.len() < capacity || self.sources.contains_key(&source) {
+            self.full = false;
+            let failures = self
+                .sources
+                .entry(source)
+                .or_insert_with(|| Failures::new(now));
+            return (failures, true);
+        }
+        if !self.full {
+            self.full = true;
+            warn!(
+                "the failed-login table is full ({capacity} addresses with recent failures): \
+                 the failures of every other address now share one count and one lockout \
+                 (max_tracked_addresses in [server.login])"
+            );
+        }
+        (&mut self.others, false)
+    }
+}
+
 /// Failed logins per client address, and the lockouts they lead to.
 #[derive(Debug)]
 pub struct LoginLimiter {
@@ -138,51 +175,23 @@ impl LoginLimiter {
         self.failures.fetch_add(1, Relaxed);
         let source = source_of(peer);
         let mut table = self.table();
-        let capacity = self.limits.max_tracked_addresses as usize;
-        if !table.sources.contains_key(&source) && table.sources.len() >= capacity {
-            let window = self.limits.failure_window;
-            table
-                .sources
-                .retain(|_, failures| !failures.is_stale(now, window));
-        }
-        let fits = table.sources.len() < capacity || table.sources.contains_key(&source);
-        if fits {
-            table.full = false;
-            let failures = table
-                .sources
-                .entry(source)
-                .or_insert_with(|| Failures::new(now));
-            if failures.record(now, &self.limits) {
-                self.lockouts.fetch_add(1, Relaxed);
-                warn!(
-                    address = %source,
-                    "locking out {source} for {}: {} failed logins within {}; its logins are \
-                     refused without a password check until then",
-                    humantime::format_duration(self.limits.lockout),
-                    self.limits.max_failures_per_address,
-                    humantime::format_duration(self.limits.failure_window),
-                );
-            }
+        let (failures, tracked) = table.count_for(source, now, &self.limits);
+        if !failures.record(now, &self.limits) {
             return;
         }
-        if !table.full {
-            table.full = true;
-            warn!(
-                "the failed-login table is full ({capacity} addresses with recent failures): \
-                 the failures of every other address now share one count and one lockout \
-                 (max_tracked_addresses in [server.login])"
-            );
-        }
-        if table.others.record(now, &self.limits) {
-            self.lockouts.fetch_add(1, Relaxed);
-            warn!(
-                "locking out every address not in the full failed-login table for {}: {} \
-                 failed logins among them within {}",
-                humantime::format_duration(self.limits.lockout),
-                self.limits.max_failures_per_address,
-                humantime::format_duration(self.limits.failure_window),
-            );
-        }
+        self.lockouts.fetch_add(1, Relaxed);
+        let who = if tracked {
+            source.to_string()
+        } else {
+            "every address not in the full failed-login table".to_owned()
+        };
+        warn!(
+            "locking out {who} for {}: {} failed logins within {}; logins are refused without \
+             a password check until then",
+            humantime::format_duration(self.limits.lockout),
+            self.limits.max_failures_per_address,
+            humantime::format_duration(self.limits.failure_window),
+        );
     }
 
     /// The counters so far.
