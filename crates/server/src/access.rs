@@ -9,8 +9,9 @@
 //! full name.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Instant;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -19,7 +20,8 @@ use lanner_proto::Request;
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-use crate::config::{Config, UserConfig};
+use crate::config::{Config, LoginConfig, UserConfig};
+use crate::login_limit::{LoginFigures, LoginLimiter};
 
 /// The reply to a request the user's rules do not allow.
 pub const ACCESS_DENIED: &str = "access denied";
@@ -130,6 +132,17 @@ pub struct User {
     pub permissions: Permissions,
 }
 
+/// How a login went.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    /// The password is the user's.
+    Accepted(Arc<User>),
+    /// A wrong password or an unknown user.
+    Rejected,
+    /// Not checked: the client's address is locked out after too many failures.
+    LockedOut,
+}
+
 /// The configured users; empty when authentication is off.
 #[derive(Debug)]
 pub struct Users {
@@ -138,11 +151,17 @@ pub struct Users {
     /// (19 MiB by default), so strangers trying passwords on many connections must queue
     /// instead of exhausting memory and the blocking pool.
     checks: Semaphore,
+    /// Failed logins per client address, and their lockouts.
+    limiter: LoginLimiter,
 }
 
 impl Users {
-    /// The users of `[users.*]`, their hashes and patterns checked.
-    pub fn from_config(users: &BTreeMap<String, UserConfig>) -> Result<Users, String> {
+    /// The users of `[users.*]`, their hashes and patterns checked, with the login limits of
+    /// `[server.login]`.
+    pub fn from_config(
+        users: &BTreeMap<String, UserConfig>,
+        login: &LoginConfig,
+    ) -> Result<Users, String> {
         let mut checked = BTreeMap::new();
         for (name, user) in users {
             check_user(name, user)?;
@@ -159,6 +178,7 @@ impl Users {
         Ok(Users {
             users: checked,
             checks: Semaphore::new(parallelism),
+            limiter: LoginLimiter::new(login.clone(), Instant::now()),
         })
     }
 
@@ -167,16 +187,40 @@ impl Users {
         self.users.is_empty()
     }
 
-    /// The user `name` if `password` is theirs. Argon2 is slow by design, so the check runs on
-    /// the blocking pool, never on a runtime worker, and only a few run at once.
-    pub async fn check(self: Arc<Self>, name: String, password: Vec<u8>) -> Option<Arc<User>> {
+    /// Checks a login from `peer`: the user `name` if `password` is theirs. Argon2 is slow by
+    /// design, so the check runs on the blocking pool, never on a runtime worker, and only a
+    /// few run at once. A locked-out address is refused once its turn comes (not before, so
+    /// that the checks already queued see a lockout that began while they waited).
+    pub async fn check(
+        self: Arc<Self>,
+        name: String,
+        password: Vec<u8>,
+        peer: IpAddr,
+    ) -> LoginOutcome {
         // The semaphore is never closed.
-        let _permit = self.checks.acquire().await.ok()?;
+        let Ok(_permit) = self.checks.acquire().await else {
+            return LoginOutcome::Rejected;
+        };
+        if !self.limiter.admit(peer, Instant::now()) {
+            return LoginOutcome::LockedOut;
+        }
         let users = Arc::clone(&self);
-        tokio::task::spawn_blocking(move || users.verify(&name, &password))
+        let found = tokio::task::spawn_blocking(move || users.verify(&name, &password))
             .await
             .ok()
-            .flatten()
+            .flatten();
+        match found {
+            Some(user) => LoginOutcome::Accepted(user),
+            None => {
+                self.limiter.failed(peer, Instant::now());
+                LoginOutcome::Rejected
+            }
+        }
+    }
+
+    /// The failed and refused logins so far.
+    pub fn login_figures(&self) -> LoginFigures {
+        self.limiter.figures()
     }
 
     /// The user `name` if `password` is theirs (blocking: see [`Users::check`]).
@@ -394,10 +438,10 @@ mod tests {
 
     #[test]
     fn a_password_verifies_only_against_its_own_hash() {
-        let users = Users::from_config(&BTreeMap::from([(
-            "alice".to_owned(),
-            user(&[], &[], false),
-        )]))
+        let users = Users::from_config(
+            &BTreeMap::from([("alice".to_owned(), user(&[], &[], false))]),
+            &LoginConfig::default(),
+        )
         .unwrap();
         assert!(users.verify("alice", b"secret").is_some());
         assert!(users.verify("alice", b"Secret").is_none());

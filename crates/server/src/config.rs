@@ -31,6 +31,9 @@ const DEFAULT_MAX_JOURNAL_SIZE: u64 = 1 << 30;
 /// Built-in journal segment size of a queue (Kestrel's `defaultJournalSize`).
 const DEFAULT_JOURNAL_SEGMENT_SIZE: u64 = 16 << 20;
 
+/// Longest `[server.login]` duration.
+const MAX_LOGIN_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -115,6 +118,47 @@ pub struct ServerConfig {
     /// `[server.tls]`: a second memcache listener that speaks TLS; `None` for none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsConfig>,
+    /// `[server.login]`: how failed logins are limited when `[users.*]` is configured.
+    pub login: LoginConfig,
+}
+
+/// `[server.login]`: the limits on password guessing (see `docs/security.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed logins one connection may make: the last is answered, then the connection closes.
+    #[serde(deserialize_with = "units::at_least_one::deserialize")]
+    pub max_attempts: u32,
+    /// Each failed login is answered only after this long.
+    #[serde(with = "units::duration")]
+    pub failure_delay: Duration,
+    /// Failed logins from one address (an IPv4 address, an IPv6 /64) within `failure_window`
+    /// that lock the address out for `lockout`.
+    #[serde(deserialize_with = "units::at_least_one::deserialize")]
+    pub max_failures_per_address: u32,
+    /// The window `max_failures_per_address` counts in, from an address's first failure.
+    #[serde(with = "units::duration")]
+    pub failure_window: Duration,
+    /// How long a locked-out address's logins are refused without checking the password.
+    #[serde(with = "units::duration")]
+    pub lockout: Duration,
+    /// Addresses whose failures are remembered at once; beyond it, the failures of addresses
+    /// not remembered share one count.
+    #[serde(deserialize_with = "units::at_least_one::deserialize")]
+    pub max_tracked_addresses: u32,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_attempts: 3,
+            failure_delay: Duration::from_secs(1),
+            max_failures_per_address: 10,
+            failure_window: Duration::from_secs(10 * 60),
+            lockout: Duration::from_secs(10 * 60),
+            max_tracked_addresses: 65536,
+        }
+    }
 }
 
 /// `[server.tls]`: the memcache protocol over TLS on its own port, beside the plaintext one.
@@ -196,6 +240,7 @@ impl Default for ServerConfig {
             default_status: "up".to_owned(),
             status_change_grace_period: Duration::ZERO,
             tls: None,
+            login: LoginConfig::default(),
         }
     }
 }
@@ -462,6 +507,7 @@ impl Config {
             ));
         }
         self.check_admin_listen()?;
+        self.check_login_durations()?;
         if self.server.max_buffered_request_bytes < self.server.max_request_size {
             return Err(format!(
                 "[server]: max_buffered_request_bytes ({}) is smaller than max_request_size ({}): \
@@ -498,6 +544,24 @@ impl Config {
             )),
             Some(_) => Ok(()),
         }
+    }
+
+    /// The login durations fit in the clock's range: a lockout of a year is already for good.
+    fn check_login_durations(&self) -> Result<(), String> {
+        let login = &self.server.login;
+        for (key, value) in [
+            ("failure_delay", login.failure_delay),
+            ("failure_window", login.failure_window),
+            ("lockout", login.lockout),
+        ] {
+            if value > MAX_LOGIN_DURATION {
+                return Err(format!(
+                    "[server.login]: {key} is longer than a year ({})",
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// An alias needs a valid name and at least one destination, and each destination must be a

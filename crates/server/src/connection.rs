@@ -2,6 +2,7 @@
 //! the journal records their replies depend on, then write all replies with one write.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use lanner_queue::{TakeMode, TakeOutcome};
 use smol_str::SmolStr;
 use tracing::debug;
 
+use crate::access::LoginOutcome;
 use crate::output::Output;
 use crate::request_metrics::{CommandKind, ErrorKind, PendingRequests};
 use crate::session::{Credentials, Monitor, Session, Step, Wait};
@@ -21,9 +23,9 @@ use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_an
 /// authentication `set` is short, and nothing larger is buffered for a stranger.
 const MAX_UNAUTHENTICATED_REQUEST: usize = 4096;
 
-/// Serves one client until it leaves, errs, or the server shuts down. Open reads left by the
-/// client go back to their queues however the connection ends.
-pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
+/// Serves the client at `peer` until it leaves, errs, or the server shuts down. Open reads
+/// left by the client go back to their queues however the connection ends.
+pub async fn serve<S: ClientStream>(stream: S, peer: SocketAddr, shared: Arc<Shared>) {
     let _counted = ConnectionCount::open(&shared.stats);
     let mut connection = Connection {
         socket: ClientSocket::new(stream, Arc::clone(&shared)),
@@ -31,6 +33,7 @@ pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
         session: Session::new(Arc::clone(&shared)),
         shared: Arc::clone(&shared),
         pending: PendingRequests::default(),
+        peer,
     };
     if let Err(error) = connection.run().await {
         debug!(%error, "connection ended with an error");
@@ -46,6 +49,8 @@ struct Connection<S> {
     shared: Arc<Shared>,
     /// Requests executed whose replies are not written yet (for the latency histograms).
     pending: PendingRequests,
+    /// The client's address: failed logins are counted under it.
+    peer: SocketAddr,
 }
 
 impl<S: ClientStream> Connection<S> {
@@ -96,13 +101,33 @@ impl<S: ClientStream> Connection<S> {
                         return Ok(Flow::Stop);
                     }
                 }
-                Step::Authenticate(Credentials { user, password }) => {
-                    let users = Arc::clone(&self.shared.users);
-                    let found = users.check(user.clone(), password).await;
-                    self.session
-                        .finish_authentication(&user, found, &mut self.out);
+                Step::Authenticate(credentials) => {
+                    if let Flow::Stop = self.authenticate(credentials).await {
+                        return Ok(Flow::Stop);
+                    }
                 }
             }
+        }
+    }
+
+    /// Checks an authentication `set`'s credentials and answers it. A failure is answered only
+    /// after `failure_delay` (cut short by shutdown), so that one connection cannot guess
+    /// quickly; a success is answered at once.
+    async fn authenticate(&mut self, Credentials { user, password }: Credentials) -> Flow {
+        let users = Arc::clone(&self.shared.users);
+        let outcome = users.check(user.clone(), password, self.peer.ip()).await;
+        if let LoginOutcome::Rejected = outcome {
+            tokio::select! {
+                () = tokio::time::sleep(self.shared.server.login.failure_delay) => {}
+                () = self.shared.shutdown.cancelled() => {}
+            }
+        }
+        let step = self
+            .session
+            .finish_authentication(&user, self.peer, outcome, &mut self.out);
+        match step {
+            Step::Close => Flow::Stop,
+            _ => Flow::Continue,
         }
     }
 

@@ -9,6 +9,7 @@ mod background;
 pub mod cli;
 pub mod config;
 mod connection;
+mod login_limit;
 mod open_reads;
 mod output;
 mod recovery;

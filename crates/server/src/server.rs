@@ -75,12 +75,13 @@ pub async fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result
     tokio::spawn(reload_on_sighup(Arc::clone(&shared)));
     let text_accepted = async {
         if let Some(text_listener) = &text_listener {
-            accept_until_shutdown(text_listener, &shared, &connections, text::serve).await;
+            let serve = |stream, _peer, shared| text::serve(stream, shared);
+            accept_until_shutdown(text_listener, &shared, &connections, serve).await;
         }
     };
     let tls_accepted = async {
         if let (Some(tls_listener), Some(tls)) = (&tls_listener, &tls) {
-            let serve = |stream, shared| tls.clone().serve(stream, shared);
+            let serve = |stream, peer, shared| tls.clone().serve(stream, peer, shared);
             accept_until_shutdown(tls_listener, &shared, &connections, serve).await;
         }
     };
@@ -136,7 +137,10 @@ fn recover(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Share
         max_item_size: usize::try_from(config.server.max_request_size).unwrap_or(usize::MAX),
     };
     Ok(Shared {
-        users: Arc::new(Users::from_config(&config.users).map_err(|message| anyhow!(message))?),
+        users: Arc::new(
+            Users::from_config(&config.users, &config.server.login)
+                .map_err(|message| anyhow!(message))?,
+        ),
         queues,
         stats: ServerStats::default(),
         aliases: ArcSwap::from_pointee(Aliases::new(&config.aliases)),
@@ -233,12 +237,13 @@ fn bind_tls_listener(tls: Option<&TlsConfig>) -> anyhow::Result<Option<TcpListen
 }
 
 /// Accepts connections on `listener` until shutdown, serving each with `serve` (one
-/// protocol's per-connection task) under `connections`, so that shutdown drains them.
+/// protocol's per-connection task, given the client's address) under `connections`, so that
+/// shutdown drains them.
 async fn accept_until_shutdown<F>(
     listener: &TcpListener,
     shared: &Arc<Shared>,
     connections: &TaskTracker,
-    serve: impl Fn(TcpStream, Arc<Shared>) -> F,
+    serve: impl Fn(TcpStream, SocketAddr, Arc<Shared>) -> F,
 ) where
     F: Future<Output = ()> + Send + 'static,
 {
@@ -252,7 +257,7 @@ async fn accept_until_shutdown<F>(
                 configure_stream(&stream, peer);
                 match Arc::clone(&shared.connection_slots).try_acquire_owned() {
                     Ok(slot) => {
-                        let connection = serve(stream, Arc::clone(shared));
+                        let connection = serve(stream, peer, Arc::clone(shared));
                         connections.spawn(connection.map(move |()| drop(slot)));
                     }
                     Err(_) => {

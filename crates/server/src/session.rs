@@ -1,6 +1,7 @@
 //! What one client connection may do, and the memcache commands' semantics on top of the queue
 //! store: no sockets here. The connection feeds parsed requests in; replies go to an [`Output`].
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use lanner_queue::{PutOutcome, Queue, QueueError, TakeMode, TakeOutcome};
 use smol_str::SmolStr;
 use tracing::{debug, info};
 
-use crate::access::{ACCESS_DENIED, User, parse_credentials};
+use crate::access::{ACCESS_DENIED, LoginOutcome, User, parse_credentials};
 use crate::open_reads::OpenReads;
 use crate::output::{Output, queue_error_reason};
 use crate::reload::reload;
@@ -18,6 +19,9 @@ use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
 use crate::stats::bump;
 use crate::status::Status;
+
+/// The reply to a login from a locked-out address (`[server.login]`).
+const LOCKED_OUT: &str = "too many failed logins from this address, try again later";
 
 /// Payloads smaller than this are copied out of the read buffer instead of sharing it: a shared
 /// slice keeps the whole read buffer allocation alive, so only a payload at least as large as
@@ -84,6 +88,8 @@ pub struct Session {
     shared: Arc<Shared>,
     access: Access,
     open_reads: OpenReads,
+    /// Failed logins on this connection (`max_attempts` of `[server.login]`).
+    failed_logins: u32,
 }
 
 impl Session {
@@ -98,6 +104,7 @@ impl Session {
             shared,
             access,
             open_reads: OpenReads::default(),
+            failed_logins: 0,
         }
     }
 
@@ -175,21 +182,45 @@ impl Session {
         matches!(self.access, Access::Unauthenticated)
     }
 
-    /// Answers an authentication `set` once its credentials were checked: `STORED` and the
-    /// user's rights when `user` is the one they name, else `CLIENT_ERROR authentication
-    /// failure` (the connection may try again, as with memcached).
-    pub fn finish_authentication(&mut self, name: &str, user: Option<Arc<User>>, out: &mut Output) {
-        match user {
-            Some(user) => {
+    /// Answers an authentication `set` of the client at `peer` once its credentials were
+    /// checked: `STORED` and the user's rights when they are the user's; else `CLIENT_ERROR
+    /// authentication failure`, and the connection may try again (as with memcached) until it
+    /// has failed `max_attempts` times. A locked-out address is refused and closed.
+    pub fn finish_authentication(
+        &mut self,
+        name: &str,
+        peer: SocketAddr,
+        outcome: LoginOutcome,
+        out: &mut Output,
+    ) -> Step {
+        match outcome {
+            LoginOutcome::Accepted(user) => {
                 debug!(user = %user.name, "client authenticated");
                 self.access = Access::User(user);
                 out.push(&Response::Stored);
+                Step::Continue
             }
-            None => {
-                info!(user = %name, "authentication failed");
-                out.push(&Response::ClientError("authentication failure".to_owned()));
+            LoginOutcome::Rejected => self.login_failed(name, peer, out),
+            LoginOutcome::LockedOut => {
+                // Logged when the lockout began, not per refusal.
+                debug!(%peer, "login refused: the address is locked out");
+                out.push(&Response::ClientError(LOCKED_OUT.to_owned()));
+                Step::Close
             }
         }
+    }
+
+    /// Answers a failed login; closes the connection at its `max_attempts`th.
+    fn login_failed(&mut self, name: &str, peer: SocketAddr, out: &mut Output) -> Step {
+        out.push(&Response::ClientError("authentication failure".to_owned()));
+        self.failed_logins += 1;
+        let max_attempts = self.shared.server.login.max_attempts;
+        info!(user = %name, %peer, attempt = self.failed_logins, "authentication failed");
+        if self.failed_logins < max_attempts {
+            return Step::Continue;
+        }
+        info!(%peer, "closing the connection after {max_attempts} failed logins");
+        Step::Close
     }
 
     /// Replies to a blocking get once its wait ended.

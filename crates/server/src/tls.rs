@@ -2,6 +2,7 @@
 //! served, after the handshake, by exactly the same code as plaintext ones.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,14 +56,14 @@ impl Tls {
 
     /// Completes the handshake, then serves the memcache connection. A handshake that fails,
     /// times out or is cut by shutdown only ends this connection.
-    pub async fn serve(self, stream: TcpStream, shared: Arc<Shared>) {
+    pub async fn serve(self, stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         let handshake = tokio::time::timeout(self.handshake_timeout, self.acceptor.accept(stream));
         let outcome = tokio::select! {
             outcome = handshake => outcome,
             () = shared.shutdown.cancelled() => return,
         };
         match outcome {
-            Ok(Ok(stream)) => connection::serve(stream, shared).await,
+            Ok(Ok(stream)) => connection::serve(stream, peer, shared).await,
             Ok(Err(error)) => debug!(%error, "TLS handshake failed"),
             Err(_) => debug!(
                 timeout = ?self.handshake_timeout,

@@ -5,6 +5,7 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use support::{Client, Server, set_request};
 
@@ -107,14 +108,29 @@ fn every_command_before_authentication_is_refused_and_has_no_effect() {
     client.expect_then_open(b"get jobs\r\n", b"END\r\n");
 }
 
+/// The users of [`users_config`] with these `[server.login]` keys.
+fn users_config_with_login(login: &str) -> String {
+    format!("{}[server.login]\n{login}\n", users_config())
+}
+
+const FAILURE: &[u8] = b"CLIENT_ERROR authentication failure\r\n";
+const LOCKED_OUT: &[u8] =
+    b"CLIENT_ERROR too many failed logins from this address, try again later\r\n";
+
+/// Proves that an unauthenticated connection is still served.
+fn expect_still_unauthenticated(client: &mut Client) {
+    client.expect(b"version\r\n", b"CLIENT_ERROR unauthenticated\r\n");
+}
+
 #[test]
 fn a_wrong_password_or_unknown_user_is_refused_and_the_connection_may_retry() {
-    let server = Server::start_with_config(&users_config());
+    let server = Server::start_with_config(&users_config_with_login(
+        "max_attempts = 4\nfailure_delay = \"0s\"",
+    ));
     let mut client = server.connect();
-    let failure = b"CLIENT_ERROR authentication failure\r\n";
-    client.expect(&auth_request("root", "wrong"), failure);
-    client.expect(&auth_request("nobody", "toor"), failure);
-    client.expect(&auth_request("producer", "toor"), failure);
+    client.expect(&auth_request("root", "wrong"), FAILURE);
+    client.expect(&auth_request("nobody", "toor"), FAILURE);
+    client.expect(&auth_request("producer", "toor"), FAILURE);
     client.expect(b"get jobs\r\n", b"CLIENT_ERROR unauthenticated\r\n");
     client.expect(
         &set_request("auth", b"rootonly"),
@@ -333,4 +349,104 @@ fn reload_keeps_the_users_the_server_started_with() {
         &auth_request("renamed", "recudorp"),
         b"CLIENT_ERROR authentication failure\r\n",
     );
+}
+
+#[test]
+fn a_connection_is_closed_at_its_max_attempts_th_failed_login_each_answered_after_the_delay() {
+    let delay = Duration::from_millis(200);
+    let server = Server::start_with_config(&users_config_with_login(
+        "max_attempts = 3\nfailure_delay = \"200ms\"\nmax_failures_per_address = 100",
+    ));
+    let mut client = server.connect();
+    for _ in 0..2 {
+        let started = Instant::now();
+        client.expect(&auth_request("root", "wrong"), FAILURE);
+        assert!(
+            started.elapsed() >= delay,
+            "answered after {:?}",
+            started.elapsed()
+        );
+        expect_still_unauthenticated(&mut client);
+    }
+    client.expect_then_closed(&auth_request("nobody", "toor"), FAILURE);
+    server.wait_for_log("closing the connection after 3 failed logins");
+    root(&server).expect(b"status\r\n", b"UP\r\n");
+}
+
+#[test]
+fn a_locked_out_address_is_refused_even_with_the_right_password_and_logged_in_clients_go_on() {
+    let server = Server::start_with_admin_and_config(&users_config_with_login(
+        "max_attempts = 3\nfailure_delay = \"0s\"\nmax_failures_per_address = 2\n\
+         failure_window = \"1h\"\nlockout = \"1h\"",
+    ));
+    let mut admin = root(&server);
+    let mut guesser = server.connect();
+    guesser.expect(&auth_request("root", "guess1"), FAILURE);
+    guesser.expect(&auth_request("root", "guess2"), FAILURE);
+    let line = server.wait_for_log("locking out 127.0.0.1");
+    assert!(
+        line.contains("WARN") && line.contains("2 failed logins"),
+        "{line}"
+    );
+    guesser.expect_then_closed(&auth_request("root", "toor"), LOCKED_OUT);
+    for _ in 0..3 {
+        server
+            .connect()
+            .expect_then_closed(&auth_request("root", "toor"), LOCKED_OUT);
+    }
+    admin.expect(b"status\r\n", b"UP\r\n");
+    let metrics = scrape(&server);
+    assert_eq!(sample(&metrics, "lanner_login_failures_total"), Some(2.0));
+    assert_eq!(sample(&metrics, "lanner_login_refusals_total"), Some(4.0));
+    assert_eq!(sample(&metrics, "lanner_login_lockouts_total"), Some(1.0));
+}
+
+#[test]
+fn a_lockout_ends_after_its_duration() {
+    let server = Server::start_with_config(&users_config_with_login(
+        "failure_delay = \"0s\"\nmax_failures_per_address = 1\nlockout = \"300ms\"",
+    ));
+    let mut guesser = server.connect();
+    guesser.expect(&auth_request("root", "guess"), FAILURE);
+    guesser.expect_then_closed(&auth_request("root", "toor"), LOCKED_OUT);
+    let deadline = Instant::now() + support::PATIENCE;
+    loop {
+        let mut client = server.connect();
+        client.send(&auth_request("root", "toor"));
+        let reply = client.read_line_bytes();
+        if reply == b"STORED\r\n" {
+            break;
+        }
+        assert_eq!(reply, LOCKED_OUT, "{}", String::from_utf8_lossy(&reply));
+        assert!(Instant::now() < deadline, "the lockout never ended");
+        std::thread::sleep(support::POLL_INTERVAL);
+    }
+}
+
+#[test]
+fn successful_logins_are_neither_limited_nor_delayed() {
+    let server = Server::start_with_admin_and_config(&users_config_with_login(
+        "max_attempts = 1\nfailure_delay = \"1h\"\nmax_failures_per_address = 1",
+    ));
+    // A login counted as a failure would lock the address out; a delayed one would outlast
+    // the client's read timeout.
+    for _ in 0..5 {
+        root(&server).expect(b"status\r\n", b"UP\r\n");
+    }
+    let metrics = scrape(&server);
+    assert_eq!(sample(&metrics, "lanner_login_failures_total"), Some(0.0));
+    assert_eq!(sample(&metrics, "lanner_login_refusals_total"), Some(0.0));
+}
+
+fn scrape(server: &Server) -> String {
+    let (status, body) = server.admin_get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
 }

@@ -75,6 +75,7 @@ impl Snapshot {
 
 fn server_figures(shared: &Shared) -> Vec<Figure> {
     let stats = &shared.stats;
+    let logins = shared.users.login_figures();
     let figure = |name, help, kind, value: u64| Figure {
         name,
         help,
@@ -148,6 +149,24 @@ fn server_figures(shared: &Shared) -> Vec<Figure> {
             "Queues deleted for being older than max_queue_age.",
             Counter,
             shared.queues.expires(),
+        ),
+        figure(
+            "lanner_login_failures",
+            "Failed logins: a wrong password or an unknown user.",
+            Counter,
+            logins.failures,
+        ),
+        figure(
+            "lanner_login_refusals",
+            "Logins refused without a password check: their address was locked out.",
+            Counter,
+            logins.refusals,
+        ),
+        figure(
+            "lanner_login_lockouts",
+            "Lockouts of an address after too many failed logins.",
+            Counter,
+            logins.lockouts,
         ),
     ]
 }

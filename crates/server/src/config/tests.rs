@@ -111,6 +111,14 @@ fn every_key_parses() {
         default_status = "readonly"
         status_change_grace_period = "2s"
 
+        [server.login]
+        max_attempts = 5
+        failure_delay = "250ms"
+        max_failures_per_address = 20
+        failure_window = "1h"
+        lockout = "30m"
+        max_tracked_addresses = 100
+
         [default]
         sync = "never"
         journal_segment_size = "1GiB"
@@ -143,6 +151,14 @@ fn every_key_parses() {
         default_status: "readonly".to_owned(),
         status_change_grace_period: Duration::from_secs(2),
         tls: None,
+        login: LoginConfig {
+            max_attempts: 5,
+            failure_delay: Duration::from_millis(250),
+            max_failures_per_address: 20,
+            failure_window: Duration::from_secs(3600),
+            lockout: Duration::from_secs(1800),
+            max_tracked_addresses: 100,
+        },
     };
     assert_eq!(config.server, expected_server);
     assert_eq!(config.default, filled_default(SyncPolicy::Never, 1 << 30));
@@ -198,6 +214,7 @@ fn unknown_keys_are_rejected_in_every_table() {
             "destinations",
         ),
         ("[server]\nmax-line-length = \"1KiB\"", "max-line-length"),
+        ("[server.login]\nmax_retries = 3", "max_retries"),
     ];
     for (text, key) in cases {
         let message = parse_error(text);
@@ -565,4 +582,30 @@ fn admin_listen_must_be_an_address_or_empty_and_not_the_data_port() {
         "[server]\nlisten = \"127.0.0.1:22133\"\nadmin_listen = \"127.0.0.1:22133\"\n",
     );
     assert!(message.contains("memcache listen address"), "{message}");
+}
+
+#[test]
+fn login_limits_default_to_the_documented_values_and_counts_must_be_positive() {
+    let login = Config::default().server.login;
+    assert_eq!(login.max_attempts, 3);
+    assert_eq!(login.failure_delay, Duration::from_secs(1));
+    assert_eq!(login.max_failures_per_address, 10);
+    assert_eq!(login.failure_window, Duration::from_secs(600));
+    assert_eq!(login.lockout, Duration::from_secs(600));
+    assert_eq!(login.max_tracked_addresses, 65536);
+    let partial = parse("[server.login]\nlockout = \"1h\"\n").unwrap();
+    assert_eq!(partial.server.login.lockout, Duration::from_secs(3600));
+    assert_eq!(partial.server.login.max_attempts, 3);
+    for key in [
+        "max_attempts",
+        "max_failures_per_address",
+        "max_tracked_addresses",
+    ] {
+        let message = parse_error(&format!("[server.login]\n{key} = 0\n"));
+        assert!(message.contains("at least 1"), "{key}: {message}");
+    }
+    let message = parse_error("[server.login]\nfailure_delay = 5\n");
+    assert!(message.contains("failure_delay"), "{message}");
+    let message = invalid_error("[server.login]\nlockout = \"400days\"\n");
+    assert!(message.contains("lockout"), "{message}");
 }

@@ -68,6 +68,12 @@ impl Server {
         Server(launch().admin_listener().start())
     }
 
+    /// Starts a server with the admin HTTP port, a fresh data directory and this
+    /// configuration.
+    pub fn start_with_admin_and_config(config: &str) -> Server {
+        Server(launch().admin_listener().config(config).start())
+    }
+
     /// `GET path` on the admin port: the status code and the body.
     pub fn admin_get(&self, path: &str) -> (u16, String) {
         http_get(
