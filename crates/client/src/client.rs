@@ -314,10 +314,11 @@ impl Client {
         for server in order {
             let mut connection = match server.checkout().await {
                 Ok(connection) => connection,
-                Err(error) => {
+                Err(error) if error.is_transport() => {
                     failure = Some(error);
                     continue;
                 }
+                Err(error) => return Err(error),
             };
             match connection.get(queue, options).await {
                 Ok(Some(item)) => return Ok(Some((item, connection))),
@@ -368,14 +369,16 @@ impl Client {
     }
 }
 
-/// A connection to the first of `servers` that accepts one; skipping a server that refuses is
-/// safe because nothing was sent to it.
+/// A connection to the first of `servers` that accepts one; skipping a server that fails is
+/// safe because no request was sent to it. A refused login ends the search: the credentials
+/// are the client's, so the error is the caller's to see, not hidden behind another server's.
 async fn connect_first(servers: Vec<Arc<Server>>) -> Result<Pooled> {
     let mut failure = Error::NoServerAvailable;
     for server in servers {
         match server.checkout().await {
             Ok(connection) => return Ok(connection),
-            Err(error) => failure = error,
+            Err(error) if error.is_transport() => failure = error,
+            Err(error) => return Err(error),
         }
     }
     Err(failure)

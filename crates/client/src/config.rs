@@ -1,5 +1,7 @@
-//! Client configuration: the servers, how operations are spread over them, and timeouts.
+//! Client configuration: the servers, how operations are spread over them, timeouts, and the
+//! credentials to log in with.
 
+use std::fmt;
 use std::time::Duration;
 
 use crate::client::Client;
@@ -29,6 +31,49 @@ pub(crate) struct Settings {
     pub(crate) response_timeout: Duration,
     pub(crate) backoff: Backoff,
     pub(crate) max_idle_per_server: usize,
+    pub(crate) credentials: Option<Credentials>,
+}
+
+/// A user name and password for servers that require authentication (memcached's `-Y`
+/// convention). `Debug` shows the user, never the password.
+#[derive(Clone)]
+pub(crate) struct Credentials {
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl Credentials {
+    /// The data of the authentication `set`: `<user> <password>`.
+    pub(crate) fn token(&self) -> Vec<u8> {
+        format!("{} {}", self.user, self.password).into_bytes()
+    }
+
+    /// The server splits the token at spaces, so neither part may be empty or hold one.
+    fn check(&self) -> Result<()> {
+        let unsendable =
+            |text: &str| text.is_empty() || text.contains(|c: char| c == ' ' || c.is_control());
+        if unsendable(&self.user) {
+            return Err(Error::InvalidConfig(format!(
+                "user name {:?} is empty or contains a space or control character",
+                self.user
+            )));
+        }
+        if unsendable(&self.password) {
+            return Err(Error::InvalidConfig(
+                "the password is empty or contains a space or control character".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Builds a [`Client`]; every setting has a default.
@@ -70,6 +115,7 @@ impl ClientBuilder {
                     max: Duration::from_secs(10),
                 },
                 max_idle_per_server: 16,
+                credentials: None,
             },
         }
     }
@@ -107,6 +153,28 @@ impl ClientBuilder {
         self
     }
 
+    /// Logs every connection in as `user` (memcached's `-Y` text-protocol convention, which
+    /// lanner follows when `[users.*]` are configured): each new connection, reconnects
+    /// included, authenticates before its first request. A refused login is
+    /// [`Error::AuthenticationFailed`].
+    ///
+    /// The credentials are only sent to a server that asks for them: a new connection first
+    /// sends `version`, and only an answer of `CLIENT_ERROR unauthenticated` is followed by
+    /// the authentication `set` (a server without users would store that `set` as an item,
+    /// password included). A server that answers `version` needs no login; the connection is
+    /// used as it is. Neither the user name nor the password may be empty or contain a space.
+    pub fn credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> ClientBuilder {
+        self.settings.credentials = Some(Credentials {
+            user: user.into(),
+            password: password.into(),
+        });
+        self
+    }
+
     /// Checks the addresses and builds the client. No connection is made yet.
     pub fn build(self) -> Result<Client> {
         if self.servers.is_empty() {
@@ -121,6 +189,9 @@ impl ClientBuilder {
             return Err(Error::InvalidConfig(
                 "retry back-off needs 0 < initial <= max".into(),
             ));
+        }
+        if let Some(credentials) = &self.settings.credentials {
+            credentials.check()?;
         }
         Ok(Client::from_parts(
             self.servers,
@@ -170,5 +241,44 @@ mod tests {
             .build();
         assert!(matches!(backwards, Err(Error::InvalidConfig(_))));
         assert!(ClientBuilder::new(["a:1"]).build().is_ok());
+    }
+
+    #[test]
+    fn credentials_need_a_user_and_a_password_without_spaces() {
+        let build = |user: &str, password: &str| {
+            ClientBuilder::new(["a:1"])
+                .credentials(user, password)
+                .build()
+        };
+        assert!(build("app", "s3cret").is_ok());
+        for (user, password) in [
+            ("", "s3cret"),
+            ("a pp", "s3cret"),
+            ("app", ""),
+            ("app", "s3 cret"),
+            ("app", "s3\ncret"),
+        ] {
+            assert!(
+                matches!(build(user, password), Err(Error::InvalidConfig(_))),
+                "{user:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let builder = ClientBuilder::new(["a:1"]).credentials("app", "hunter2secret");
+        let shown = format!("{builder:?} {:?}", builder.clone().build().unwrap());
+        assert!(shown.contains("app"), "{shown}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_token_is_user_space_password() {
+        let credentials = Credentials {
+            user: "app".into(),
+            password: "s3cret".into(),
+        };
+        assert_eq!(credentials.token(), b"app s3cret");
     }
 }

@@ -10,10 +10,22 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::command::{self, GetOptions};
-use crate::config::Settings;
+use crate::config::{Credentials, Settings};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::response::{self, AdminReply, Reply};
+
+/// The key of the authentication `set`; servers that ask for credentials ignore it.
+const AUTHENTICATION_KEY: &str = "auth";
+
+/// What a server that wants credentials answers a connection that has not logged in: to a
+/// `set` (which it takes for a login attempt) and to every other command.
+const NOT_LOGGED_IN: [&str; 4] = [
+    "unauthenticated",
+    "bad authentication token format",
+    "authentication failure",
+    "authentication request too long",
+];
 
 /// Pipelined `set`s are written in pieces of about this size while replies are read.
 const WRITE_CHUNK: usize = 64 * 1024;
@@ -37,7 +49,8 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Connects to `server`, reporting the outcome to its health.
+    /// Connects to `server`, reporting the outcome to its health, and logs in when the
+    /// settings hold credentials and the server asks for them.
     pub(crate) async fn connect(
         server: Arc<str>,
         health: Arc<Health>,
@@ -55,7 +68,7 @@ impl Connection {
         };
         // Requests are small and latency-bound; failing to set the option only costs speed.
         let _ = stream.set_nodelay(true);
-        Ok(Connection {
+        let mut connection = Connection {
             stream,
             read_buf: BytesMut::with_capacity(16 * 1024),
             write_buf: Vec::with_capacity(1024),
@@ -65,7 +78,44 @@ impl Connection {
             generation,
             open_reads: 0,
             clean: true,
-        })
+        };
+        if let Some(credentials) = &settings.credentials {
+            connection.log_in(credentials).await?;
+        }
+        Ok(connection)
+    }
+
+    /// Authenticates if the server asks for it. A `version` probe comes first because a
+    /// server without users would take the authentication `set` for an item and store the
+    /// password in a queue: only `CLIENT_ERROR unauthenticated` is answered with the
+    /// credentials, and a version line means no login is needed.
+    async fn log_in(&mut self, credentials: &Credentials) -> Result<()> {
+        match self.admin("version", AdminReply::Line).await {
+            Ok(_) => return Ok(()),
+            Err(Error::Unauthenticated { .. }) => {}
+            Err(error) => return Err(error),
+        }
+        self.write_buf.clear();
+        command::set(
+            &mut self.write_buf,
+            AUTHENTICATION_KEY,
+            &credentials.token(),
+        );
+        let reply = self.exchange(Duration::ZERO).await;
+        // The buffer is part of the connection's `Debug` output: the password must not stay.
+        self.write_buf.clear();
+        match reply? {
+            (Reply::Stored, _) => self.done(()),
+            (Reply::ClientError(message), _) => {
+                self.health.succeeded();
+                Err(Error::AuthenticationFailed {
+                    server: self.server.to_string(),
+                    user: credentials.user.clone(),
+                    message,
+                })
+            }
+            (other, _) => Err(self.unexpected(other, "the authentication set")),
+        }
     }
 
     /// Whether the pool may hand this connection to someone else: no request half-done, no
@@ -371,6 +421,9 @@ impl Connection {
             error
         };
         match reply {
+            Reply::ClientError(message) if NOT_LOGGED_IN.contains(&message.as_str()) => {
+                answered(Error::Unauthenticated { server })
+            }
             Reply::ClientError(message) => answered(Error::ClientError { server, message }),
             Reply::ServerError(message) => answered(Error::ServerError { server, message }),
             Reply::Error => answered(Error::Refused { server }),

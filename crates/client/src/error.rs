@@ -8,7 +8,8 @@ use std::time::Duration;
 /// The variants fall into three groups that callers usually treat differently:
 ///
 /// * **The server answered with an error line**: [`Error::ClientError`], [`Error::ServerError`],
-///   [`Error::Refused`] and [`Error::NotStored`]. The server is healthy; retrying the same
+///   [`Error::Refused`], [`Error::NotStored`], and for servers with users
+///   [`Error::AuthenticationFailed`] and [`Error::Unauthenticated`]. The server is healthy; retrying the same
 ///   request elsewhere rarely helps (except `SERVER_ERROR`, which Kestrel uses for "not
 ///   available right now").
 /// * **Transport failures**: [`Error::Connect`], [`Error::ConnectionLost`], [`Error::Timeout`]
@@ -54,6 +55,29 @@ pub enum Error {
         server: String,
         /// Positions of the rejected items in the batch (`[0]` for a single `put`).
         rejected: Vec<usize>,
+    },
+    /// The server refused the client's credentials (`CLIENT_ERROR authentication failure`, or
+    /// another `CLIENT_ERROR` in answer to the authentication `set`). Nothing else was sent on
+    /// that connection, and the client does not retry by itself: each later operation that
+    /// needs a new connection tries once more (one password check on the server each time).
+    #[error("{server}: login as {user:?} refused: {message}")]
+    AuthenticationFailed {
+        /// The server's address, as configured.
+        server: String,
+        /// The user name the client logged in as.
+        user: String,
+        /// The server's reason (the text after `CLIENT_ERROR`).
+        message: String,
+    },
+    /// The server requires authentication and the client has no credentials: it answered
+    /// `CLIENT_ERROR unauthenticated`, or, to a `put` (which such a server takes for a login
+    /// attempt), `CLIENT_ERROR bad authentication token format` or `authentication failure`.
+    /// Set credentials with [`ClientBuilder::credentials`](crate::ClientBuilder::credentials).
+    /// Nothing was stored or removed.
+    #[error("{server}: the server requires authentication (no credentials configured)")]
+    Unauthenticated {
+        /// The server's address, as configured.
+        server: String,
     },
     /// No connection could be made (refused, unreachable, or the connect timeout passed).
     /// Nothing was sent.
@@ -153,6 +177,14 @@ mod tests {
         assert!(!connect.outcome_unknown() && !refused.outcome_unknown());
         assert!(lost.is_transport() && timeout.is_transport() && connect.is_transport());
         assert!(!refused.is_transport());
+        let refused_login = Error::AuthenticationFailed {
+            server: server(),
+            user: "app".to_owned(),
+            message: "authentication failure".to_owned(),
+        };
+        let no_login = Error::Unauthenticated { server: server() };
+        assert!(!refused_login.is_transport() && !no_login.is_transport());
+        assert!(!refused_login.outcome_unknown() && !no_login.outcome_unknown());
     }
 
     #[test]

@@ -11,6 +11,9 @@
 //! * Several servers, spread by [`Distribution::RoundRobin`] (Kestrel's model: any item on any
 //!   server) or [`Distribution::Ketama`] (each queue on one server, FIFO). A failing server is
 //!   marked down and retried with exponential back-off while the others carry on.
+//! * Servers with users (memcached's `-Y` login, which lanner follows):
+//!   [`ClientBuilder::credentials`] logs every new connection in; a refused login is
+//!   [`Error::AuthenticationFailed`]. The password is only sent to a server that asks for it.
 //! * One [`Error`] enum in which server error lines, timeouts and lost connections are
 //!   separate variants.
 //!

@@ -17,6 +17,13 @@ pub struct Cli {
         default_value = "127.0.0.1:22133"
     )]
     pub server: String,
+    /// Log in as this user (servers with [users.*]); the password comes from --password-file
+    /// or the LANNER_PASSWORD environment variable
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read the password for --user from the first line of this file
+    #[arg(long, global = true, value_name = "FILE", requires = "user")]
+    pub password_file: Option<PathBuf>,
     /// Print JSON instead of tables (for scripts)
     #[arg(long, global = true)]
     pub json: bool,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod format;
+mod login;
 mod offline;
 mod online;
 mod watch;
@@ -20,8 +21,25 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("lannerctl: {error:#}");
+            if let Some(hint) = login_hint(&error) {
+                eprintln!("lannerctl: {hint}");
+            }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// What to do about an error of logging in, if it is one.
+fn login_hint(error: &anyhow::Error) -> Option<String> {
+    let env = login::PASSWORD_ENV;
+    match error.downcast_ref::<lanner_client::Error>()? {
+        lanner_client::Error::Unauthenticated { .. } => Some(format!(
+            "the server requires a login: give --user NAME and the password in {env} or --password-file FILE"
+        )),
+        lanner_client::Error::AuthenticationFailed { .. } => Some(format!(
+            "check the user name and the password (from --password-file, else {env})"
+        )),
+        _ => None,
     }
 }
 
@@ -47,10 +65,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             iterations,
             interval,
         } => {
-            let client = online::connect(&cli.server)?;
+            let login = login::from_flags(cli.user, cli.password_file.as_deref())?;
+            let client = online::connect(&cli.server, login)?;
             watch::run(&client, iterations, interval)?;
             Ok(ExitCode::SUCCESS)
         }
-        command => online::run(&cli.server, command, json),
+        command => {
+            let login = login::from_flags(cli.user, cli.password_file.as_deref())?;
+            online::run(&cli.server, login, command, json)
+        }
     }
 }

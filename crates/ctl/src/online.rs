@@ -8,24 +8,34 @@ use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
-use lanner_client::AdminReply;
 use lanner_client::blocking::Client;
+use lanner_client::{AdminReply, ClientBuilder};
 use serde_json::{Value, json};
 
 use crate::cli::Command;
 use crate::format::{self, QueueFigures};
+use crate::login::Login;
 
 /// Items sent to the server in one pipelined batch by `put` from standard input.
 const PUT_BATCH: usize = 1024;
 
-/// A client for the one server `lannerctl` talks to.
-pub fn connect(server: &str) -> anyhow::Result<Client> {
-    Client::new([server]).with_context(|| format!("cannot set up a client for {server}"))
+/// A client for the one server `lannerctl` talks to, logging in as `login` if given.
+pub fn connect(server: &str, login: Option<Login>) -> anyhow::Result<Client> {
+    let mut builder = ClientBuilder::new([server]);
+    if let Some(Login { user, password }) = login {
+        builder = builder.credentials(user, password);
+    }
+    Client::from_builder(builder).with_context(|| format!("cannot set up a client for {server}"))
 }
 
 /// Runs one online command; `json` selects JSON output.
-pub fn run(server: &str, command: Command, json: bool) -> anyhow::Result<ExitCode> {
-    let client = connect(server)?;
+pub fn run(
+    server: &str,
+    login: Option<Login>,
+    command: Command,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = connect(server, login)?;
     let output = match command {
         Command::Stats => stats(&client, json)?,
         Command::DumpStats { queues } => dump_stats(&client, &queues, json)?,

@@ -9,12 +9,14 @@
 mod binary;
 mod launch;
 mod log;
+mod password;
 mod process;
 
 use std::time::Duration;
 
 pub use binary::lanner_binary;
 pub use launch::Launch;
+pub use password::hash_password;
 pub use process::Lanner;
 
 /// How long any single expected event may take before a test fails (a bound, never a sleep).

@@ -38,11 +38,22 @@ impl Server {
         Server(Launch::default().data_dir(data_dir).args(args).start())
     }
 
+    /// Starts a server whose configuration file holds `toml`.
+    pub fn start_with_config(toml: &str) -> Server {
+        Server(Launch::default().config(toml).start())
+    }
+
     /// Runs `lannerctl --server <this server> args...`.
     pub fn ctl(&self, args: &[&str]) -> Output {
+        self.ctl_env(args, &[])
+    }
+
+    /// Runs `lannerctl --server <this server> args...` with extra environment variables.
+    pub fn ctl_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         ctl_with_input(
             &[&["--server", &self.addr.to_string()], args].concat(),
             None,
+            env,
         )
     }
 
@@ -51,6 +62,7 @@ impl Server {
         ctl_with_input(
             &[&["--server", &self.addr.to_string()], args].concat(),
             Some(input),
+            &[],
         )
     }
 
@@ -63,12 +75,16 @@ impl Server {
 
 /// Runs `lannerctl args...` (no server flag added).
 pub fn ctl(args: &[&str]) -> Output {
-    ctl_with_input(args, None)
+    ctl_with_input(args, None, &[])
 }
 
-fn ctl_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
+/// Runs lannerctl with `env` on top of the test's environment, less any `LANNER_PASSWORD` the
+/// test itself was started with.
+fn ctl_with_input(args: &[&str], input: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lannerctl"))
         .args(args)
+        .env_remove("LANNER_PASSWORD")
+        .envs(env.iter().copied())
         .stdin(if input.is_some() {
             Stdio::piped()
         } else {
