@@ -3,8 +3,7 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use support::{Client, Server, set_request};
@@ -39,28 +38,8 @@ consume = ["*"]"#,
     config
 }
 
-/// The hash `lanner --hash-password` prints for `password`.
 fn hash_password(password: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lanner"))
-        .arg("--hash-password")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn lanner --hash-password");
-    let mut stdin = child.stdin.take().expect("stdin");
-    writeln!(stdin, "{password}").expect("write the password");
-    drop(stdin);
-    let output = child.wait_with_output().expect("wait for lanner");
-    assert!(
-        output.status.success(),
-        "--hash-password failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let hash = String::from_utf8(output.stdout).expect("UTF-8 hash");
-    let hash = hash.trim_end().to_owned();
-    assert!(hash.starts_with("$argon2id$"), "{hash:?}");
-    hash
+    lanner_testkit::hash_password_with(Path::new(env!("CARGO_BIN_EXE_lanner")), password)
 }
 
 fn auth_request(user: &str, password: &str) -> Vec<u8> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 pub use binary::lanner_binary;
 pub use launch::Launch;
-pub use password::hash_password;
+pub use password::{hash_password, hash_password_with};
 pub use process::Lanner;
 
 /// How long any single expected event may take before a test fails (a bound, never a sleep).

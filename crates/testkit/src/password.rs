@@ -1,12 +1,19 @@
 //! Password hashes for test configurations with `[users.*]`, made by the real binary.
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The hash `lanner --hash-password` prints for `password` (an Argon2id PHC string, for a
 /// `password_hash` key).
 pub fn hash_password(password: &str) -> String {
-    let mut child = Command::new(crate::lanner_binary())
+    hash_password_with(crate::lanner_binary(), password)
+}
+
+/// [`hash_password`] by the lanner binary at `binary` (a test of the server's own package has
+/// it as `CARGO_BIN_EXE_lanner`).
+pub fn hash_password_with(binary: &Path, password: &str) -> String {
+    let mut child = Command::new(binary)
         .arg("--hash-password")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
