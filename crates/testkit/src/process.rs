@@ -13,6 +13,8 @@ use crate::{PATIENCE, POLL_INTERVAL};
 
 const TEXT_LISTENING: &str = "lanner text protocol listening on ";
 const ADMIN_LISTENING: &str = "lanner admin listening on ";
+/// What the log says when the listening port is taken (the OS error's text).
+const ADDRESS_IN_USE: &str = "Address already in use";
 
 /// A running `lanner` process, started by a [`Launch`]; killed when dropped.
 pub struct Lanner {
@@ -113,24 +115,37 @@ impl Lanner {
     }
 
     /// Starts the server again, once it has exited (after [`Lanner::kill`] or
-    /// [`Lanner::terminate`]): on the same address, data directory, configuration and flags.
-    /// Retries (bounded by [`PATIENCE`]) while the port is still held by the old sockets.
+    /// [`Lanner::terminate`]): on the same address, data directory, configuration and flags,
+    /// for clients that must find it where it was. Retries (bounded by [`PATIENCE`]) only while
+    /// the port is still held by the old sockets; any other failure to start fails at once.
     pub fn restart(&mut self) {
         let listen = self.addr.to_string();
         let deadline = Instant::now() + PATIENCE;
         loop {
             match start_process(&self.launch, &listen) {
-                Ok((child, log, _)) => {
-                    self.child = child;
-                    self.log = log;
-                    self.find_listeners();
-                    return;
-                }
-                Err(log) if Instant::now() < deadline => drop(log),
+                Ok(started) => return self.replace_process(started),
+                Err(log) if log.contains(ADDRESS_IN_USE) && Instant::now() < deadline => {}
                 Err(log) => panic!("lanner did not restart on {listen}:\n{log}"),
             }
             std::thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// Starts the server again, once it has exited, on a free loopback port (updating
+    /// [`Lanner::addr`]) with the same data directory, configuration and flags. Unlike
+    /// [`Lanner::restart`] it cannot collide with another test that was given the old port.
+    pub fn restart_on_new_port(&mut self) {
+        match start_process(&self.launch, "127.0.0.1:0") {
+            Ok(started) => self.replace_process(started),
+            Err(log) => panic!("lanner did not restart:\n{log}"),
+        }
+    }
+
+    fn replace_process(&mut self, (child, log, addr): (Child, Log, SocketAddr)) {
+        self.child = child;
+        self.log = log;
+        self.addr = addr;
+        self.find_listeners();
     }
 
     /// Replaces the contents of the configuration file the server was started with.

@@ -122,10 +122,11 @@ impl Server {
         )
     }
 
-    /// Kills the process and starts it again on the same address, data directory and config.
+    /// Kills the process and starts it again on a free port, with the same data directory and
+    /// config.
     pub fn restart_after_kill(mut self) -> Server {
         self.kill();
-        self.restart();
+        self.restart_on_new_port();
         self
     }
 }
