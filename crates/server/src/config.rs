@@ -546,7 +546,9 @@ impl Config {
         }
     }
 
-    /// The login durations fit in the clock's range: a lockout of a year is already for good.
+    /// The login durations fit in the clock's range (a lockout of a year is already for good),
+    /// and the window and the lockout are not zero: either would switch the per-address limit
+    /// off while it still looked configured.
     fn check_login_durations(&self) -> Result<(), String> {
         let login = &self.server.login;
         for (key, value) in [
@@ -559,6 +561,14 @@ impl Config {
                     "[server.login]: {key} is longer than a year ({})",
                     humantime::format_duration(value)
                 ));
+            }
+        }
+        for (key, value) in [
+            ("failure_window", login.failure_window),
+            ("lockout", login.lockout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("[server.login]: {key} must be longer than 0"));
             }
         }
         Ok(())

@@ -90,13 +90,14 @@ struct Table {
     /// True from the first failure that found the table full until one fits again (so that
     /// it is logged once).
     full: bool,
+    /// When stale entries were last dropped from a full table.
+    last_sweep: Option<Instant>,
 }
 
 impl Table {
     /// The count a failure of `source` goes to, and whether it is the source's own: its entry,
     /// a new one (stale entries dropped to make room when the table is full), else the shared
-    /// count of the addresses that found the table full. The sweep over a full table runs at
-    /// most once per failed login, each of which cost an Argon2 check.
+    /// count of the addresses that found the table full.
     fn count_for(
         &mut self,
         source: IpAddr,
@@ -104,13 +105,10 @@ impl Table {
         limits: &LoginConfig,
     ) -> (&mut Failures, bool) {
         let capacity = limits.max_tracked_addresses as usize;
-        if !self.sources.contains_key(&source) && self.sources.len() >= capacity {
-            let window = limits.failure_window;
-            self.sources
-                .retain(|_, failures| !failures.is_stale(now, window));
-        }
-        if self.sources.len() < capacity || self.sources.contains_key(&source) {
-            self.full = false;
+        if self.sources.contains_key(&source) || self.has_room(now, limits) {
+            if self.sources.len() < capacity {
+                self.full = false;
+            }
             let failures = self
                 .sources
                 .entry(source)
@@ -127,7 +125,28 @@ impl Table {
         }
         (&mut self.others, false)
     }
+
+    /// True when a new address would get an entry of its own: the table has room, or has it
+    /// once the entries that no longer affect anything are dropped. That sweep walks the whole
+    /// table, so it runs at most once per [`SWEEP_INTERVAL`] (a login refused by the shared
+    /// lockout costs no Argon2 check that would otherwise bound how often it can be asked).
+    fn has_room(&mut self, now: Instant, limits: &LoginConfig) -> bool {
+        let capacity = limits.max_tracked_addresses as usize;
+        let may_sweep = self
+            .last_sweep
+            .is_none_or(|at| now.saturating_duration_since(at) >= SWEEP_INTERVAL);
+        if self.sources.len() >= capacity && may_sweep {
+            self.last_sweep = Some(now);
+            let window = limits.failure_window;
+            self.sources
+                .retain(|_, failures| !failures.is_stale(now, window));
+        }
+        self.sources.len() < capacity
+    }
 }
+
+/// Least time between two sweeps of stale entries out of a full table.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Failed logins per client address, and the lockouts they lead to.
 #[derive(Debug)]
@@ -148,6 +167,7 @@ impl LoginLimiter {
                 sources: HashMap::new(),
                 others: Failures::new(now),
                 full: false,
+                last_sweep: None,
             }),
             failures: AtomicU64::new(0),
             refusals: AtomicU64::new(0),
@@ -159,10 +179,12 @@ impl LoginLimiter {
     /// address is locked out.
     pub fn admit(&self, peer: IpAddr, now: Instant) -> bool {
         let source = source_of(peer);
-        let table = self.table();
+        let mut table = self.table();
         let locked = match table.sources.get(&source) {
             Some(failures) => failures.is_locked(now),
-            None => table.others.is_locked(now),
+            // The shared lockout is for the addresses a full table could not track: once there
+            // is room again, a new address gets a count of its own instead.
+            None => table.others.is_locked(now) && !table.has_room(now, &self.limits),
         };
         if locked {
             self.refusals.fetch_add(1, Relaxed);
@@ -385,6 +407,31 @@ mod tests {
         );
         assert!(limiter.admit(v4(4), later), "the shared count was not used");
         assert_eq!(limiter.table().sources.len(), 1);
+    }
+
+    #[test]
+    fn the_shared_lockout_stops_applying_once_the_table_has_room_again() {
+        let start = Instant::now();
+        let limiter = LoginLimiter::new(
+            LoginConfig {
+                max_tracked_addresses: 2,
+                ..limits(2, 60, 600)
+            },
+            start,
+        );
+        limiter.failed(v4(1), start);
+        limiter.failed(v4(2), start);
+        fail_times(&limiter, v4(3), 2, start);
+        assert!(!limiter.admit(v4(4), start), "the table is full and shared");
+        let later = start + 61 * SECOND;
+        assert!(
+            limiter.admit(v4(4), later),
+            "the tracked entries went stale, so there is room"
+        );
+        assert!(limiter.table().sources.is_empty());
+        fail_times(&limiter, v4(4), 2, later);
+        assert!(!limiter.admit(v4(4), later), "counted on its own");
+        assert!(limiter.admit(v4(5), later));
     }
 
     #[test]

@@ -608,4 +608,12 @@ fn login_limits_default_to_the_documented_values_and_counts_must_be_positive() {
     assert!(message.contains("failure_delay"), "{message}");
     let message = invalid_error("[server.login]\nlockout = \"400days\"\n");
     assert!(message.contains("lockout"), "{message}");
+    for key in ["failure_window", "lockout"] {
+        let message = invalid_error(&format!("[server.login]\n{key} = \"0s\"\n"));
+        assert!(
+            message.contains(&format!("{key} must be longer than 0")),
+            "{message}"
+        );
+    }
+    parse("[server.login]\nfailure_delay = \"0s\"\n").expect("no delay is a valid choice");
 }
