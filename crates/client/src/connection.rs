@@ -18,6 +18,12 @@ use crate::response::{self, AdminReply, Reply};
 /// The key of the authentication `set`; servers that ask for credentials ignore it.
 const AUTHENTICATION_KEY: &str = "auth";
 
+/// How much longer than the response timeout a login may take: the server answers a wrong
+/// password only after its `failure_delay` (1 s by default), and a password check may wait
+/// for a free Argon2 slot first. A wrong password must come back as a refused login, not as
+/// a timeout that would mark the server down.
+const LOGIN_ALLOWANCE: Duration = Duration::from_secs(10);
+
 /// What a server that wants credentials answers a connection that has not logged in: to a
 /// `set` (which it takes for a login attempt) and to every other command.
 const NOT_LOGGED_IN: [&str; 4] = [
@@ -101,7 +107,7 @@ impl Connection {
             AUTHENTICATION_KEY,
             &credentials.token(),
         );
-        let reply = self.exchange(Duration::ZERO).await;
+        let reply = self.exchange(LOGIN_ALLOWANCE).await;
         // The buffer is part of the connection's `Debug` output: the password must not stay.
         self.write_buf.clear();
         match reply? {
