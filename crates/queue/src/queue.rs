@@ -105,10 +105,6 @@ pub struct TakeOutcome {
 /// segment (Part 0 #10: bounded disk).
 const COMPACTION_FACTOR: u64 = 2;
 
-/// A drained queue rewrites its journal to an empty snapshot once it holds more than this, so
-/// a queue that empties releases its disk without paying a file rewrite on every tiny drain.
-const DRAINED_REWRITE_THRESHOLD: u64 = 1 << 20;
-
 /// One queue.
 pub struct Queue {
     name: String,
@@ -603,7 +599,6 @@ impl Queue {
         let live = state.live_journal_bytes();
         let segment = self.options.journal.segment_size;
         let journal_bytes = self.journal.stats().total_bytes;
-        let drained = state.is_drained() && journal_bytes > DRAINED_REWRITE_THRESHOLD;
         let oversized = state
             .limits
             .max_journal_size
@@ -612,7 +607,7 @@ impl Queue {
             > live
                 .saturating_mul(COMPACTION_FACTOR)
                 .saturating_add(segment);
-        if drained || outgrown || oversized {
+        if outgrown || oversized {
             // While items are spilled to disk the live state is not all in memory; compaction
             // waits until read-behind has caught up.
             if let Some(snapshot) = state.snapshot() {

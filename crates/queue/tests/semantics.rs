@@ -218,25 +218,50 @@ fn a_deleted_queue_refuses_puts_and_loses_its_journal() {
     );
 }
 
-#[test]
-fn draining_rewrites_the_journal_to_almost_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let queues = open(dir.path());
+/// Default options with `segment_size` segments.
+fn open_with_segments(dir: &Path, segment_size: u64) -> QueueCollection {
+    let options = move |_: &str| {
+        let mut options = QueueOptions::default();
+        options.journal.segment_size = segment_size;
+        options
+    };
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    QueueCollection::open(dir, Box::new(options), clock)
+        .expect("open collection")
+        .0
+}
+
+/// Puts `count` items of 1000 bytes, then takes them all; the queue's journal figures after.
+fn fill_and_drain(queues: &QueueCollection, count: usize) -> lanner_journal::JournalStats {
     let queue = queues.get_or_create("q").expect("create");
     let payload = Bytes::from(vec![7u8; 1000]);
-    for _ in 0..3000 {
+    for _ in 0..count {
         queue.put(payload.clone(), 0).expect("put");
     }
     queue.write_pending().expect("write");
-    assert!(queue.stats().journal.total_bytes > 3_000_000);
     let mut last = 0;
-    for _ in 0..3000 {
+    for _ in 0..count {
         last = queue.take(TakeMode::Remove).seq;
     }
     queue.commit(last).expect("commit");
-    let journal = queue.stats().journal;
-    assert!(journal.rewrites >= 1);
-    assert!(journal.total_bytes < 1024, "{journal:?}");
+    queue.stats().journal
+}
+
+#[test]
+fn draining_a_journal_larger_than_a_segment_leaves_at_most_one_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = fill_and_drain(&open_with_segments(dir.path(), 1 << 20), 3000);
+    assert!(journal.rewrites >= 1, "{journal:?}");
+    assert!(journal.total_bytes <= 1 << 20, "{journal:?}");
+    assert_eq!(journal.segments, 1, "{journal:?}");
+}
+
+#[test]
+fn a_drained_journal_within_one_segment_is_left_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let journal = fill_and_drain(&open_with_segments(dir.path(), 16 << 20), 3000);
+    assert_eq!(journal.rewrites, 0, "{journal:?}");
+    assert!(journal.total_bytes > 3_000_000, "{journal:?}");
 }
 
 #[test]
