@@ -270,6 +270,17 @@ mod tests {
         text.parse().unwrap()
     }
 
+    /// A limiter that tracks at most `capacity` addresses.
+    fn small_table(capacity: u32, limits: LoginConfig, start: Instant) -> LoginLimiter {
+        LoginLimiter::new(
+            LoginConfig {
+                max_tracked_addresses: capacity,
+                ..limits
+            },
+            start,
+        )
+    }
+
     fn fail_times(limiter: &LoginLimiter, peer: IpAddr, times: u32, now: Instant) {
         for _ in 0..times {
             limiter.failed(peer, now);
@@ -362,13 +373,7 @@ mod tests {
     #[test]
     fn the_table_never_holds_more_than_its_capacity_and_the_rest_share_one_count() {
         let start = Instant::now();
-        let limiter = LoginLimiter::new(
-            LoginConfig {
-                max_tracked_addresses: 4,
-                ..limits(3, 60, 60)
-            },
-            start,
-        );
+        let limiter = small_table(4, limits(3, 60, 60), start);
         for last in 0..4 {
             limiter.failed(v4(last), start);
         }
@@ -390,13 +395,7 @@ mod tests {
     #[test]
     fn stale_entries_make_room_for_new_addresses() {
         let start = Instant::now();
-        let limiter = LoginLimiter::new(
-            LoginConfig {
-                max_tracked_addresses: 2,
-                ..limits(2, 60, 60)
-            },
-            start,
-        );
+        let limiter = small_table(2, limits(2, 60, 60), start);
         limiter.failed(v4(1), start);
         fail_times(&limiter, v4(2), 2, start);
         let later = start + 60 * SECOND;
@@ -412,13 +411,7 @@ mod tests {
     #[test]
     fn the_shared_lockout_stops_applying_once_the_table_has_room_again() {
         let start = Instant::now();
-        let limiter = LoginLimiter::new(
-            LoginConfig {
-                max_tracked_addresses: 2,
-                ..limits(2, 60, 600)
-            },
-            start,
-        );
+        let limiter = small_table(2, limits(2, 60, 600), start);
         limiter.failed(v4(1), start);
         limiter.failed(v4(2), start);
         fail_times(&limiter, v4(3), 2, start);
