@@ -17,7 +17,7 @@ use crate::output::Output;
 use crate::request_metrics::{CommandKind, ErrorKind, PendingRequests};
 use crate::session::{Credentials, Monitor, Session, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ClientStream, Flow, commit_and_discard};
 
 /// Most bytes an unauthenticated client may send before its first request is complete: an
 /// authentication `set` is short, and nothing larger is buffered for a stranger.
@@ -26,7 +26,6 @@ const MAX_UNAUTHENTICATED_REQUEST: usize = 4096;
 /// Serves the client at `peer` until it leaves, errs, or the server shuts down. Open reads
 /// left by the client go back to their queues however the connection ends.
 pub async fn serve<S: ClientStream>(stream: S, peer: SocketAddr, shared: Arc<Shared>) {
-    let _counted = ConnectionCount::open(&shared.stats);
     let mut connection = Connection {
         socket: ClientSocket::new(stream, Arc::clone(&shared)),
         out: Output::default(),

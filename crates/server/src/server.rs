@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -13,7 +14,7 @@ use lanner_journal::JournalOptions;
 use lanner_queue::{QueueCollection, QueueOptions, RecoveredQueue, SystemClock};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -28,7 +29,7 @@ use crate::recovery::RecoveryLog;
 use crate::reload::reload;
 use crate::request_memory::RequestMemory;
 use crate::shared::Shared;
-use crate::stats::{ServerStats, read};
+use crate::stats::{ServerStats, bump, read};
 use crate::status::{ServerStatus, Status};
 use crate::text;
 use crate::tls::Tls;
@@ -256,7 +257,8 @@ async fn accept_until_shutdown<F>(
             Ok((stream, peer)) => {
                 configure_stream(&stream, peer);
                 match Arc::clone(&shared.connection_slots).try_acquire_owned() {
-                    Ok(slot) => {
+                    Ok(permit) => {
+                        let slot = ConnectionSlot::take(permit, Arc::clone(shared));
                         let connection = serve(stream, peer, Arc::clone(shared));
                         connections.spawn(connection.map(move |()| drop(slot)));
                     }
@@ -272,6 +274,44 @@ async fn accept_until_shutdown<F>(
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
+    }
+}
+
+/// A served connection's hold on one of the `max_connections` slots, counted in
+/// `curr_connections` and `total_connections`. Fields drop in declaration order, so the slot
+/// is free again before the count falls: a client that sees `curr_connections` drop is not
+/// refused for want of a slot.
+struct ConnectionSlot {
+    _permit: OwnedSemaphorePermit,
+    _counted: ConnectionCount,
+}
+
+impl ConnectionSlot {
+    fn take(permit: OwnedSemaphorePermit, shared: Arc<Shared>) -> Self {
+        Self {
+            _permit: permit,
+            _counted: ConnectionCount::open(shared),
+        }
+    }
+}
+
+/// Counts a connection in `curr_connections` and `total_connections` for as long as it lives.
+struct ConnectionCount(Arc<Shared>);
+
+impl ConnectionCount {
+    fn open(shared: Arc<Shared>) -> Self {
+        bump(&shared.stats.total_connections);
+        bump(&shared.stats.curr_connections);
+        Self(shared)
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .curr_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 

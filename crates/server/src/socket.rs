@@ -1,12 +1,10 @@
-//! What both protocols' connections do with their socket: count themselves, read with the idle
-//! limit, wait for an item while watching the socket, and write replies only after the journal
+//! What both protocols' connections do with their socket: read with the idle limit, wait for an item while watching the socket, and write replies only after the journal
 //! records they depend on are committed.
 
 use std::future::Future;
 use std::io;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -19,7 +17,7 @@ use crate::output::{CommitFailure, Output, Reply};
 use crate::request_memory::Charge;
 use crate::request_metrics::ErrorKind;
 use crate::shared::Shared;
-use crate::stats::{ServerStats, add, bump};
+use crate::stats::add;
 
 /// The read buffer of a connection whose reads filled a smaller one.
 const READ_BUFFER_CAPACITY: usize = 16 * 1024;
@@ -33,24 +31,6 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 pub enum Flow {
     Continue,
     Stop,
-}
-
-/// Counts a connection in `curr_connections` and `total_connections` for as long as it lives.
-pub struct ConnectionCount<'a>(&'a ServerStats);
-
-impl<'a> ConnectionCount<'a> {
-    /// Counts a new connection.
-    pub fn open(stats: &'a ServerStats) -> Self {
-        bump(&stats.total_connections);
-        bump(&stats.curr_connections);
-        Self(stats)
-    }
-}
-
-impl Drop for ConnectionCount<'_> {
-    fn drop(&mut self) {
-        self.0.curr_connections.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 /// What a connection reads requests from and writes replies to: a TCP stream, or a TLS

@@ -16,14 +16,13 @@ use tracing::debug;
 
 use crate::session::{Monitor, Step, Wait};
 use crate::shared::Shared;
-use crate::socket::{ClientSocket, ClientStream, ConnectionCount, Flow, commit_and_discard};
+use crate::socket::{ClientSocket, ClientStream, Flow, commit_and_discard};
 use session::{TextOutput, TextSession};
 
 /// Serves one text-protocol client until it leaves, errs, or the server shuts down. Open reads
 /// left by the client go back to their queues however the connection ends (there is no abort
 /// command in this protocol).
 pub async fn serve<S: ClientStream>(stream: S, shared: Arc<Shared>) {
-    let _counted = ConnectionCount::open(&shared.stats);
     let mut connection = TextConnection {
         socket: ClientSocket::new(stream, Arc::clone(&shared)),
         decoder: TextDecoder::new(&shared.limits),
