@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full comparison benchmark: lanner against Redis (lists, AOF) and memcached, on loopback.
 #
-#   scripts/bench.sh                 # full run (about 15-20 minutes on 2 cores), writes docs/benchmarks.md
+#   scripts/bench.sh                 # full run (about 7 minutes on 2 cores), writes docs/benchmarks.md
 #   BENCH_QUICK=1 scripts/bench.sh   # small counts and 1 repetition: a trial of the script itself
 #
 # It installs the peers from Debian's packages when missing, builds lanner and lanner-bench
@@ -41,7 +41,7 @@ if [ "$QUICK" = 1 ]; then
     ALWAYS_SECONDS=2 N_FANIN=20000 IDLE=2000 N_BIG=50000
 else
     N_PIPELINED=400000 N_SINGLE=30000 MIXED_SECONDS=10 PACED_SECONDS=5 N_RELIABLE=200000
-    ALWAYS_SECONDS=10 N_FANIN=200000 IDLE=10000 N_BIG=1000000
+    ALWAYS_SECONDS=10 N_FANIN=1000000 IDLE=10000 N_BIG=1000000
 fi
 PACED_RATE=20000
 

@@ -66,7 +66,8 @@ pub enum Command {
         timeout_ms: u32,
     },
     /// Throughput of an active produce+consume load before and while `--idle` further
-    /// connections are held open, and the server's memory growth for them.
+    /// connections are held open (after one warm-up load), and the server's memory growth
+    /// for them.
     Fanin {
         #[command(flatten)]
         common: Common,
