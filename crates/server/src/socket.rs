@@ -83,8 +83,11 @@ impl<S: ClientStream> ClientSocket<S> {
                 return Ok(false);
             }
         };
+        // Charged before counted: a client that sees `bytes_read` cover its bytes finds them
+        // held against `max_buffered_request_bytes`.
+        let charged = read > 0 && self.charged::<R>().await;
         add(&self.shared.stats.bytes_read, read as u64);
-        Ok(read > 0 && self.charged::<R>().await)
+        Ok(charged)
     }
 
     /// Charges what `buf` holds against `max_buffered_request_bytes` (giving back what
