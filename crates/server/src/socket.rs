@@ -114,6 +114,15 @@ impl<S: ClientStream> ClientSocket<S> {
         false
     }
 
+    /// Gives back the charge for bytes that requests consumed. Before a reply goes out: a
+    /// client that got its answer may send the next large request at once, on another
+    /// connection, and must find the memory free.
+    fn give_back_consumed(&mut self) {
+        // Bytes read during a blocking wait may have grown `buf` instead: a refused charge
+        // changes nothing, and the next read charges them (or refuses the connection).
+        let _ = self.charge.track(self.buf.len());
+    }
+
     /// Waits up to `timeout` for an item while watching the socket, so a client that leaves
     /// stops the wait at once (taking nothing). The outcome is an item, or none when the time
     /// ran out or the queue was deleted; `None` when the connection must stop: the client left,
@@ -152,6 +161,7 @@ impl<S: ClientStream> ClientSocket<S> {
 
     /// Commits the journal records the pending replies depend on, then writes the replies.
     pub async fn send<R: Reply>(&mut self, out: &mut Output<R>) -> io::Result<()> {
+        self.give_back_consumed();
         if out.is_empty() {
             return Ok(());
         }
