@@ -9,7 +9,7 @@ use bytes::Bytes;
 use lanner_client::Error;
 use support::{Lanner, eventually, queue_stat, wait_for_stat};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 const NO_WAIT: Duration = Duration::ZERO;
 
@@ -454,9 +454,12 @@ async fn a_value_for_another_key_is_a_protocol_error() {
 
 #[tokio::test]
 async fn a_closed_port_is_a_connect_error_then_no_server_available() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    drop(listener);
+    // Bound but never listening: connections are refused, and the port stays taken. A dropped
+    // listener may still accept for a moment: a child that another test is spawning holds a
+    // copy of every descriptor until its exec.
+    let closed = TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let address = closed.local_addr().unwrap().to_string();
     let client = client_for(&address, Duration::from_secs(1));
     match client.put("q", "x").await {
         Err(error @ Error::Connect { .. }) => assert!(!error.outcome_unknown()),
@@ -469,6 +472,7 @@ async fn a_closed_port_is_a_connect_error_then_no_server_available() {
     // Administrative calls try every server anyway and report each failure.
     let stats = client.stats().await;
     assert!(matches!(stats[0].stats, Err(Error::Connect { .. })));
+    drop(closed);
 }
 
 #[tokio::test]

@@ -310,7 +310,7 @@ impl Queue {
     /// with no item only when the queue is deleted. Cancel-safe: dropping the future (a timeout,
     /// a disconnect) never takes an item, and a wake-up it had received passes to the next waiter.
     pub async fn take_blocking(&self, mode: TakeMode) -> TakeOutcome {
-        let _waiting = WaiterGuard::enter(&self.waiters);
+        let mut waiting = None;
         loop {
             let arrived = self.item_arrived.notified();
             tokio::pin!(arrived);
@@ -323,6 +323,9 @@ impl Queue {
                 }
                 return outcome;
             }
+            // Counted only once in line for a wake-up: a client that sees the count knows this
+            // waiter is served before any that starts waiting later.
+            waiting.get_or_insert_with(|| WaiterGuard::enter(&self.waiters));
             arrived.await;
         }
     }

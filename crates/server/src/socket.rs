@@ -83,8 +83,11 @@ impl<S: ClientStream> ClientSocket<S> {
                 return Ok(false);
             }
         };
+        // Charged before counted: a client that sees `bytes_read` cover its bytes finds them
+        // held against `max_buffered_request_bytes`.
+        let charged = read > 0 && self.charged::<R>().await;
         add(&self.shared.stats.bytes_read, read as u64);
-        Ok(read > 0 && self.charged::<R>().await)
+        Ok(charged)
     }
 
     /// Charges what `buf` holds against `max_buffered_request_bytes` (giving back what
@@ -109,6 +112,15 @@ impl<S: ClientStream> ClientSocket<S> {
         };
         let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse).await;
         false
+    }
+
+    /// Gives back the charge for bytes that requests consumed. Before a reply goes out: a
+    /// client that got its answer may send the next large request at once, on another
+    /// connection, and must find the memory free.
+    fn give_back_consumed(&mut self) {
+        // Bytes read during a blocking wait may have grown `buf` instead: a refused charge
+        // changes nothing, and the next read charges them (or refuses the connection).
+        let _ = self.charge.track(self.buf.len());
     }
 
     /// Waits up to `timeout` for an item while watching the socket, so a client that leaves
@@ -149,6 +161,7 @@ impl<S: ClientStream> ClientSocket<S> {
 
     /// Commits the journal records the pending replies depend on, then writes the replies.
     pub async fn send<R: Reply>(&mut self, out: &mut Output<R>) -> io::Result<()> {
+        self.give_back_consumed();
         if out.is_empty() {
             return Ok(());
         }
