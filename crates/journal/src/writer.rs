@@ -135,29 +135,47 @@ impl Writer {
     /// (after zero-filling ahead of it first, if due). If that fails, the segment is cut back
     /// to its old length, so no partial record stays in front of the next write.
     pub(crate) fn write(&mut self, buf: &[u8], counters: &Counters) -> Result<(), WriteFailure> {
-        let Some(file) = &self.file else {
+        let Some(file) = self.file.clone() else {
             return Ok(());
         };
         let end = self.len + buf.len() as u64;
-        let fill_to = (self.zero_fill_ahead > 0 && end > self.zeroed)
-            .then(|| end.saturating_add(self.zero_fill_ahead));
-        let written = match fill_to {
-            Some(to) => file.write_at(&zeros(to - self.zeroed), self.zeroed),
-            None => Ok(()),
+        if self.zero_fill_ahead > 0 && end > self.zeroed {
+            self.zero_fill(&*file, end.saturating_add(self.zero_fill_ahead))?;
         }
-        .and_then(|()| file.write_at(buf, self.len));
-        if let Err(e) = written {
-            let cause = io_error(&self.path, e);
-            self.zeroed = self.len;
-            return match file.set_len(self.len).at(&self.path) {
-                Ok(()) => Err(WriteFailure::Retry(cause)),
-                Err(_) => Err(WriteFailure::Fatal(cause)),
-            };
+        if let Err(e) = file.write_at(buf, self.len) {
+            return Err(self.undo(&*file, io_error(&self.path, e)));
         }
         self.len = end;
-        self.zeroed = fill_to.unwrap_or(self.zeroed).max(end);
+        self.zeroed = self.zeroed.max(end);
         counters.current_segment_bytes.store(self.len, Relaxed);
         Ok(())
+    }
+
+    /// Writes zeros from the end of the zeros so far up to `to`. The zeros only save work: if
+    /// they do not fit (a nearly full disk), they are cut off again and the records are
+    /// written without them.
+    fn zero_fill(&mut self, file: &dyn StorageFile, to: u64) -> Result<(), WriteFailure> {
+        match file.write_at(&zeros(to - self.zeroed), self.zeroed) {
+            Ok(()) => self.zeroed = to,
+            Err(e) => {
+                tracing::debug!(file = %self.path.display(), error = %e, "journal: no zero fill ahead");
+                let cause = io_error(&self.path, e);
+                if let WriteFailure::Fatal(cause) = self.undo(file, cause) {
+                    return Err(WriteFailure::Fatal(cause));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the segment back to its records after a failed write of `cause`: `Retry` when
+    /// that worked, `Fatal` when a partial write may be left in front of the next one.
+    fn undo(&mut self, file: &dyn StorageFile, cause: JournalError) -> WriteFailure {
+        self.zeroed = self.len;
+        match file.set_len(self.len).at(&self.path) {
+            Ok(()) => WriteFailure::Retry(cause),
+            Err(_) => WriteFailure::Fatal(cause),
+        }
     }
 
     /// Closes the current segment and starts the next one. The old segment loses its zero

@@ -432,3 +432,50 @@ fn a_torn_write_into_the_zero_fill_keeps_every_synced_record() {
     }
     assert!(torn > 10, "torn records seen: {torn}");
 }
+
+/// A failed write cuts the zeros off with the partial records; the retry fills ahead again.
+#[test]
+fn a_failed_write_with_zero_fill_is_retried_with_zeros_ahead_again() {
+    let (sim, dir) = sim();
+    let options = || zero_fill_options(&sim, 1 << 20, 100);
+    let (journal, _) = Journal::open(&dir, "q", options()).unwrap();
+    journal.sync_through(journal.append(&add(1))).unwrap();
+    let records = journal.stats().current_segment_bytes as usize;
+    let seq = journal.append(&add(2));
+    sim.fail(SimFault::Write, true);
+    assert!(is_io_error(journal.write_through(seq)));
+    assert_eq!(
+        segment_contents(&sim, &dir, 1).len(),
+        records,
+        "zeros cut off"
+    );
+    sim.fail(SimFault::Write, false);
+    journal.sync_through(seq).unwrap();
+    let records = journal.stats().current_segment_bytes as usize;
+    let contents = segment_contents(&sim, &dir, 1);
+    assert_eq!(contents.len(), records + 100);
+    assert!(contents[records..].iter().all(|&b| b == 0));
+    drop(journal);
+    sim.power_loss(None);
+    let (_, replay) = Journal::open(&dir, "q", options()).unwrap();
+    assert_eq!(replay.records, vec![add(1), add(2)]);
+    assert!(replay.truncations.is_empty());
+}
+
+/// On a disk without room for the zeros the records are still written, without them.
+#[test]
+fn a_disk_too_full_for_the_zero_fill_still_takes_the_records() {
+    let (sim, dir) = sim();
+    let options = || zero_fill_options(&sim, 1 << 20, 1 << 20);
+    let (journal, _) = Journal::open(&dir, "q", options()).unwrap();
+    sim.set_capacity(Some(sim.used_bytes() + 200));
+    for n in 0..3 {
+        journal.sync_through(journal.append(&add(n))).unwrap();
+    }
+    let records = journal.stats().current_segment_bytes;
+    assert_eq!(sim.used_bytes(), records);
+    drop(journal);
+    sim.power_loss(None);
+    let (_, replay) = Journal::open(&dir, "q", options()).unwrap();
+    assert_eq!(replay.records, (0..3).map(add).collect::<Vec<_>>());
+}
