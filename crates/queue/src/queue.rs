@@ -40,6 +40,8 @@ pub enum SyncPolicy {
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     pub sync: SyncPolicy,
+    /// The journal's tunables; its `zero_fill_ahead` applies under `sync = always` only,
+    /// where 0 means 1 MiB.
     pub journal: JournalOptions,
     pub limits: QueueLimits,
     /// The queue that receives expired items (created with this one).
@@ -123,17 +125,20 @@ pub struct Queue {
     deleted: AtomicBool,
 }
 
-/// Zeros written ahead of the records under `sync = always`, so its fdatasync after every
-/// write need not commit a file-size change as well.
+/// Zeros written ahead of the records under `sync = always` unless `journal.zero_fill_ahead`
+/// says otherwise, so its fdatasync after every write need not commit a file-size change.
 const ZERO_FILL_AHEAD: u64 = 1 << 20;
 
 /// The journal's options for a queue: zero fill ahead only where every write is fsynced
-/// (under interval sync the zeros would only double the bytes written).
+/// (under interval sync the zeros would only double the bytes written). Under `always` a
+/// `zero_fill_ahead` of 0 means [`ZERO_FILL_AHEAD`].
 fn journal_options(options: &QueueOptions) -> JournalOptions {
     let mut journal = options.journal.clone();
-    if options.sync == SyncPolicy::Always {
-        journal.zero_fill_ahead = ZERO_FILL_AHEAD;
-    }
+    journal.zero_fill_ahead = match options.sync {
+        SyncPolicy::Always if journal.zero_fill_ahead == 0 => ZERO_FILL_AHEAD,
+        SyncPolicy::Always => journal.zero_fill_ahead,
+        _ => 0,
+    };
     journal
 }
 
