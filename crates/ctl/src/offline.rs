@@ -141,7 +141,8 @@ fn dump(dir: &Path, queue: &str, json: bool) -> anyhow::Result<ExitCode> {
         )?;
     }
     let mut damaged = false;
-    for file in &files {
+    for (index, file) in files.iter().enumerate() {
+        let newest = index + 1 == files.len();
         let name = file_name(file);
         let mut failed_write = None;
         let scan = inspect::scan_segment(file, u64::MAX, &mut |offset, len, record| {
@@ -158,7 +159,7 @@ fn dump(dir: &Path, queue: &str, json: bool) -> anyhow::Result<ExitCode> {
         if let Some(error) = failed_write {
             return Err(error).context("cannot write the dump");
         }
-        if let Some(damage) = &scan.damage {
+        if let Some(damage) = scan.damage.as_ref().filter(|d| !(newest && d.zero_fill)) {
             damaged = true;
             if json {
                 let value = json!({"file": name, "offset": damage.offset, "kind": "damage", "reason": damage.reason});
@@ -214,7 +215,8 @@ impl QueueReport {
 
     /// Damage as the server would judge it: in a segment superseded by a later snapshot it is
     /// ignored (replay deletes that file), at the end of the newest segment with nothing intact
-    /// after it it is a torn tail (truncated on start); anywhere else it stops the server.
+    /// after it it is a torn tail (truncated on start), or no damage at all when only zeros
+    /// follow (a zero fill ahead); anywhere else it stops the server.
     fn findings(&self) -> Vec<Finding> {
         let first_live = self
             .files
@@ -227,6 +229,10 @@ impl QueueReport {
             .enumerate()
             .filter_map(|(index, report)| {
                 let damage = report.scan.damage.as_ref()?;
+                if index == newest && damage.zero_fill {
+                    // The clean end of a zero fill ahead, cut off silently on start.
+                    return None;
+                }
                 let (fatal, note) = if index < first_live {
                     (
                         false,

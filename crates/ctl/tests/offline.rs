@@ -135,6 +135,20 @@ fn verify_calls_a_torn_tail_what_the_server_repairs() {
 }
 
 #[test]
+fn a_zero_fill_after_the_newest_segments_records_is_no_damage() {
+    let (_temp, data) = sample_journal();
+    let file = &segments(&data)[0];
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes.extend_from_slice(&[0; 4096]);
+    std::fs::write(file, &bytes).unwrap();
+    let out = journal(&data, &["verify"]);
+    assert!(out.status.success(), "a zero fill is not damage");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("torn tail"));
+    let dump = success(&journal(&data, &["dump", "work"]));
+    assert!(!dump.contains("DAMAGE"), "{dump}");
+}
+
+#[test]
 fn verify_runs_beside_a_server_and_compact_refuses() {
     let (_temp, data) = sample_journal();
     let server = Server::start_in(&data, &[]);

@@ -57,6 +57,10 @@ pub struct Damage {
     /// other damage, and an invalid header anywhere, makes it refuse to start (unless
     /// `--salvage`).
     pub torn_tail: bool,
+    /// Whether every byte from `offset` to the end of the file is zero: in the newest segment
+    /// that is the clean end of a zero fill ahead (cut off on start without a word), in an
+    /// older one damage like any other.
+    pub zero_fill: bool,
 }
 
 /// What a scan of one segment file found.
@@ -114,10 +118,12 @@ pub fn scan_segment(
             }
             Err(ReadError::Io(error)) => return Err(error).at(path),
             Err(ReadError::Bad(reason)) => {
+                let rest = read_from(&handle, path, offset)?;
                 scan.damage = Some(Damage {
                     offset,
                     reason: reason.to_string(),
-                    torn_tail: !intact_record_after(&handle, path, offset)?,
+                    torn_tail: !(0..rest.len()).any(|at| record::intact_record_at(&rest, at)),
+                    zero_fill: rest.iter().all(|&b| b == 0),
                 });
                 return Ok(scan);
             }
@@ -134,19 +140,19 @@ fn damaged_header(reason: &str, torn_tail: bool) -> SegmentScan {
             offset: 0,
             reason: reason.to_owned(),
             torn_tail,
+            zero_fill: false,
         }),
     }
 }
 
-/// Whether an intact record starts at or after `offset` (the server's torn-tail test).
-fn intact_record_after(mut handle: &File, path: &Path, offset: u64) -> Result<bool, JournalError> {
+/// The file from `offset` to its end (for the server's torn-tail and zero-fill tests).
+fn read_from(mut handle: &File, path: &Path, offset: u64) -> Result<Bytes, JournalError> {
     let mut rest = Vec::new();
     handle
         .seek(SeekFrom::Start(offset))
         .and_then(|_| handle.read_to_end(&mut rest))
         .at(path)?;
-    let rest = Bytes::from(rest);
-    Ok((0..rest.len()).any(|at| record::intact_record_at(&rest, at)))
+    Ok(Bytes::from(rest))
 }
 
 /// The queue state that a sequence of records adds up to, applied as replay does
@@ -299,6 +305,34 @@ mod tests {
             bytes,
             "nothing written"
         );
+    }
+
+    #[test]
+    fn scan_tells_a_zero_fill_from_a_torn_record_before_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = JournalOptions {
+            zero_fill_ahead: 4096,
+            ..JournalOptions::default()
+        };
+        let (journal, _) = Journal::open(dir.path(), "q", opts).unwrap();
+        journal.sync_through(journal.append(&add("one"))).unwrap();
+        drop(journal);
+        let file = &segment_files(dir.path(), "q").unwrap()[0];
+        let scan = scan_segment(file, u64::MAX, &mut |_, _, _| {}).unwrap();
+        let damage = scan.damage.expect("zeros after the record");
+        assert_eq!(scan.records, 1);
+        assert_eq!(damage.offset, scan.valid_bytes);
+        assert!(damage.zero_fill && damage.torn_tail, "{damage:?}");
+        assert!(file.len > scan.valid_bytes + 4000);
+
+        let mut bytes = std::fs::read(&file.path).unwrap();
+        bytes[scan.valid_bytes as usize] = 1;
+        std::fs::write(&file.path, &bytes).unwrap();
+        let damage = scan_segment(file, u64::MAX, &mut |_, _, _| {})
+            .unwrap()
+            .damage
+            .expect("a torn record");
+        assert!(!damage.zero_fill && damage.torn_tail, "{damage:?}");
     }
 
     /// The server drops a newest segment whose header is cut short, but refuses to start on an

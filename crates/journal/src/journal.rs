@@ -107,7 +107,13 @@ impl Journal {
         opts.storage.create_dir_all(dir).at(dir)?;
         let (replay, tail) = replay::recover(dir, queue, &opts, visit)?;
         let created = tail.is_none();
-        let writer = Writer::open(Arc::clone(&opts.storage), dir, queue, tail)?;
+        let writer = Writer::open(
+            Arc::clone(&opts.storage),
+            dir,
+            queue,
+            tail,
+            opts.zero_fill_ahead,
+        )?;
         let counters = Counters::default();
         let total = if created { writer.len() } else { replay.bytes };
         counters.total_bytes.store(total, Relaxed);

@@ -56,6 +56,11 @@ pub struct JournalOptions {
     /// naming file and offset; true -> truncate that file at the bad record, log, and keep
     /// going (salvage).
     pub salvage: bool,
+    /// Bytes written as zeros ahead of the write position (0: none), so that an fdatasync
+    /// after each write need not also commit a change of the file's size. Worth it when every
+    /// write is fsynced; otherwise it only doubles the bytes written. Replay reads a zero tail
+    /// of the newest segment as its clean end.
+    pub zero_fill_ahead: u64,
 }
 
 impl Default for JournalOptions {
@@ -65,6 +70,7 @@ impl Default for JournalOptions {
             segment_size: 16 << 20,
             max_record_size: (256 << 20) + 64,
             salvage: false,
+            zero_fill_ahead: 0,
         }
     }
 }

@@ -304,13 +304,17 @@ struct Damage<'a> {
 impl Damage<'_> {
     /// Truncates a torn tail (damage in the newest segment with no intact record from it on), or
     /// with salvage any damage; otherwise fails with `Corrupt`. Returns the new file length.
+    /// Zeros from the damaged offset to the end of the newest segment are its clean end (zero
+    /// fill ahead): they are cut off without a warning or a [`Truncation`].
     fn repair(
         self,
         newest: bool,
         opts: &JournalOptions,
         replay: &mut Replay,
     ) -> Result<u64, JournalError> {
-        let tail = newest && !self.intact_record_from_here()?;
+        let rest = self.rest()?;
+        let zero_tail = newest && rest.iter().all(|&b| b == 0);
+        let tail = newest && !intact_record_in(&rest);
         if !tail && !opts.salvage {
             return Err(corrupt(self.path, self.offset, &self.reason.to_string()));
         }
@@ -320,6 +324,10 @@ impl Damage<'_> {
             .at(self.path)?;
         let dropped_bytes = self.file_len - self.offset;
         let (file, offset, reason) = (self.path.display(), self.offset, &self.reason);
+        if zero_tail {
+            tracing::debug!(%file, offset, dropped_bytes, "journal: cut the zero fill after the last record");
+            return Ok(self.offset);
+        }
         if tail {
             tracing::warn!(%file, offset, dropped_bytes, %reason, "journal: truncated a torn or corrupt tail");
         } else {
@@ -333,15 +341,19 @@ impl Damage<'_> {
         Ok(self.offset)
     }
 
-    /// Whether an intact record starts at or after the damaged offset (one at the offset
-    /// itself is intact but over `max_record_size`). Reads the rest of the file; this only
-    /// runs on damage, which is rare and usually at the very end.
-    fn intact_record_from_here(&self) -> Result<bool, JournalError> {
+    /// The file from the damaged offset to its end. This only runs on damage, which is rare
+    /// and usually at the very end (or a zero fill of about a MiB).
+    fn rest(&self) -> Result<Bytes, JournalError> {
         let mut rest = Vec::new();
         Reader::new(self.file, self.offset)
             .read_to_end(&mut rest)
             .at(self.path)?;
-        let rest = Bytes::from(rest);
-        Ok((0..rest.len()).any(|at| record::intact_record_at(&rest, at)))
+        Ok(Bytes::from(rest))
     }
+}
+
+/// Whether an intact record starts anywhere in `rest` (one at its start is intact but over
+/// `max_record_size`).
+fn intact_record_in(rest: &Bytes) -> bool {
+    (0..rest.len()).any(|at| record::intact_record_at(rest, at))
 }

@@ -132,9 +132,8 @@ impl From<CreateFailure> for JournalError {
     }
 }
 
-/// Creates `path` (which must not exist) and writes `header` into it. The file is opened for
-/// appending, so later writes go after the header. If the header cannot be written the file
-/// is removed again. The caller fsyncs the directory.
+/// Creates `path` (which must not exist) and writes `header` at its start. If the header
+/// cannot be written the file is removed again. The caller fsyncs the directory.
 pub(crate) fn create(
     storage: &dyn Storage,
     path: &Path,
@@ -144,7 +143,7 @@ pub(crate) fn create(
         .create_new(path)
         .at(path)
         .map_err(CreateFailure::Clean)?;
-    if let Err(e) = file.append(&header.encode()) {
+    if let Err(e) = file.write_at(&header.encode(), 0) {
         drop(file);
         crate::files::remove_file(storage, path).map_err(CreateFailure::LeftBehind)?;
         return Err(e).at(path).map_err(CreateFailure::Clean);

@@ -16,7 +16,7 @@ const EIO: i32 = 5;
 /// A call [`SimStorage::fail`] can make fail with EIO.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SimFault {
-    /// Appending to a file (nothing is written).
+    /// Writing to a file (nothing is written).
     Write,
     /// fsync or fdatasync of a file.
     Sync,
@@ -47,7 +47,7 @@ struct Disk {
     /// The directory entries a power loss goes back to.
     durable: BTreeMap<PathBuf, u64>,
     dirs: BTreeSet<PathBuf>,
-    /// Bytes the disk holds; an append past it writes what fits and fails with ENOSPC.
+    /// Bytes the disk holds; a write past it writes what fits and fails with ENOSPC.
     capacity: Option<u64>,
     faults: BTreeSet<SimFault>,
     /// Calls that change the disk left before the power goes (see `cut_power_after`).
@@ -75,7 +75,7 @@ impl SimStorage {
         Self::default()
     }
 
-    /// Limits the bytes stored in files (`None`: unlimited). Appends past it fail with ENOSPC
+    /// Limits the bytes stored in files (`None`: unlimited). Writes past it fail with ENOSPC
     /// after writing the part that fits, as a real disk does.
     pub fn set_capacity(&self, capacity: Option<u64>) {
         self.lock().capacity = capacity;
@@ -91,7 +91,7 @@ impl SimStorage {
         }
     }
 
-    /// Makes the power fail during the call that changes the disk (create, append, fsync,
+    /// Makes the power fail during the call that changes the disk (create, write, fsync,
     /// truncate, rename, remove, directory fsync) `calls` calls from now (0: the next one).
     /// That call and every later one fail with EIO without effect, as if the machine had
     /// stopped there; [`SimStorage::power_loss`] then brings back what was durable.
@@ -101,8 +101,10 @@ impl SimStorage {
 
     /// Cuts the power: every file goes back to its last fsynced contents and the directory to
     /// its last fsynced entries. With `torn = Some(seed)`, each file keeps a prefix (chosen from
-    /// `seed`) of the bytes appended since its last fsync, as a torn write would. Open files
-    /// stop working; faults stay set.
+    /// `seed`) of the bytes written since its last fsync, counted from the first byte that
+    /// differs from the fsynced contents, as a torn write would; past that prefix the file
+    /// holds its fsynced bytes again, where it had any. Open files stop working; faults stay
+    /// set.
     pub fn power_loss(&self, torn: Option<u64>) {
         let mut disk = self.lock();
         let mut seed = torn.unwrap_or(0);
@@ -113,16 +115,21 @@ impl SimStorage {
         let live: BTreeSet<u64> = disk.durable.values().copied().collect();
         disk.inodes.retain(|number, _| live.contains(number));
         for inode in disk.inodes.values_mut() {
-            let unsynced = inode
+            let same = inode
                 .data
-                .strip_prefix(inode.synced.as_slice())
-                .unwrap_or_default();
+                .iter()
+                .zip(&inode.synced)
+                .take_while(|(now, synced)| now == synced)
+                .count();
+            let unsynced = inode.data.len() - same;
             let kept = match torn {
-                Some(_) => next_random(&mut seed) as usize % (unsynced.len() + 1),
+                Some(_) => next_random(&mut seed) as usize % (unsynced + 1),
                 None => 0,
             };
-            let mut data = inode.synced.clone();
-            data.extend_from_slice(&unsynced[..kept]);
+            let mut data = inode.data[..same + kept].to_vec();
+            if let Some(older) = inode.synced.get(data.len()..) {
+                data.extend_from_slice(older);
+            }
             inode.data = data;
         }
     }
@@ -309,18 +316,29 @@ impl SimFile {
 }
 
 impl StorageFile for SimFile {
-    fn append(&self, buf: &[u8]) -> io::Result<()> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let offset = usize::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
         let mut disk = self.disk()?;
         disk.change(Some(SimFault::Write))?;
         let room = disk
             .capacity
             .map_or(u64::MAX, |capacity| capacity.saturating_sub(disk.used()));
-        let fits = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let inode = disk
             .inodes
             .get_mut(&self.inode)
             .ok_or(io::ErrorKind::NotFound)?;
-        inode.data.extend_from_slice(&buf[..fits]);
+        let limit = inode
+            .data
+            .len()
+            .saturating_add(usize::try_from(room).unwrap_or(usize::MAX));
+        let fits = (offset.saturating_add(buf.len()).min(limit)).saturating_sub(offset);
+        if fits > 0 {
+            let end = offset + fits;
+            if inode.data.len() < end {
+                inode.data.resize(end, 0);
+            }
+            inode.data[offset..end].copy_from_slice(&buf[..fits]);
+        }
         if fits < buf.len() {
             return Err(io::Error::from_raw_os_error(ENOSPC));
         }
@@ -381,16 +399,16 @@ mod tests {
         let (sim, dir) = disk();
         let synced = dir.join("a");
         let file = sim.create_new(&synced).unwrap();
-        file.append(b"kept").unwrap();
+        file.write_at(b"kept", 0).unwrap();
         file.sync_data().unwrap();
         sim.sync_dir(&dir).unwrap();
-        file.append(b" lost").unwrap();
+        file.write_at(b" lost", 4).unwrap();
         let unsynced_dir = dir.join("b");
         sim.create_new(&unsynced_dir).unwrap().sync_data().unwrap();
         sim.power_loss(None);
         assert_eq!(sim.contents(&synced).unwrap(), b"kept");
         assert_eq!(sim.contents(&unsynced_dir), None);
-        assert!(file.append(b"x").is_err(), "old handles are dead");
+        assert!(file.write_at(b"x", 0).is_err(), "old handles are dead");
     }
 
     #[test]
@@ -398,7 +416,7 @@ mod tests {
         let (sim, dir) = disk();
         let (a, b) = (dir.join("a"), dir.join("b"));
         let file = sim.create_new(&a).unwrap();
-        file.append(b"1").unwrap();
+        file.write_at(b"1", 0).unwrap();
         file.sync_all().unwrap();
         sim.sync_dir(&dir).unwrap();
         sim.rename(&a, &b).unwrap();
@@ -418,9 +436,9 @@ mod tests {
             let path = dir.join("a");
             let file = sim.create_new(&path).unwrap();
             sim.sync_dir(&dir).unwrap();
-            file.append(b"ab").unwrap();
+            file.write_at(b"ab", 0).unwrap();
             file.sync_data().unwrap();
-            file.append(b"cdef").unwrap();
+            file.write_at(b"cdef", 2).unwrap();
             sim.power_loss(Some(seed));
             let data = sim.contents(&path).unwrap();
             assert!(b"abcdef".starts_with(&data) && data.len() >= 2, "{data:?}");
@@ -430,17 +448,54 @@ mod tests {
     }
 
     #[test]
+    fn an_overwrite_keeps_the_fsynced_bytes_after_whatever_part_of_it_survives() {
+        let mut torn = BTreeSet::new();
+        for seed in 1..50 {
+            let (sim, dir) = disk();
+            let path = dir.join("a");
+            let file = sim.create_new(&path).unwrap();
+            sim.sync_dir(&dir).unwrap();
+            file.write_at(b"ab\0\0\0\0", 0).unwrap();
+            file.sync_data().unwrap();
+            file.write_at(b"cde", 2).unwrap();
+            file.write_at(b"\0\0", 6).unwrap();
+            let torn_seed = (seed > 1).then_some(seed);
+            sim.power_loss(torn_seed);
+            let data = sim.contents(&path).unwrap();
+            let kept = data
+                .iter()
+                .zip(b"abcde\0\0\0")
+                .take_while(|(a, b)| a == b)
+                .count();
+            assert!(kept >= 2, "{data:?}");
+            let expected = [&b"abcde\0\0\0"[..kept], &b"ab\0\0\0\0"[kept.min(6)..]].concat();
+            assert_eq!(data, expected, "seed {torn_seed:?}");
+            if torn_seed.is_none() {
+                assert_eq!(data, b"ab\0\0\0\0");
+            }
+            torn.insert(data);
+        }
+        assert!(torn.len() > 3, "{torn:?}");
+    }
+
+    #[test]
     fn a_full_disk_writes_what_fits_then_fails_with_enospc() {
         let (sim, dir) = disk();
         sim.set_capacity(Some(5));
         let file = sim.create_new(&dir.join("a")).unwrap();
-        let error = file.append(b"1234567").unwrap_err();
+        let error = file.write_at(b"1234567", 0).unwrap_err();
         assert_eq!(error.raw_os_error(), Some(ENOSPC));
         assert_eq!(file.size().unwrap(), 5);
         file.set_len(2).unwrap();
-        file.append(b"345").unwrap();
+        file.write_at(b"345", 2).unwrap();
+        file.write_at(b"ab", 1).unwrap();
+        assert_eq!(
+            file.write_at(b"cd", 4).unwrap_err().raw_os_error(),
+            Some(ENOSPC)
+        );
+        assert_eq!(sim.contents(&dir.join("a")).unwrap(), b"1ab4c");
         sim.set_capacity(None);
-        file.append(b"67").unwrap();
+        file.write_at(b"67", 5).unwrap();
         assert_eq!(sim.used_bytes(), 7);
     }
 
@@ -450,14 +505,14 @@ mod tests {
         let file = sim.create_new(&dir.join("a")).unwrap();
         sim.sync_dir(&dir).unwrap();
         sim.cut_power_after(1);
-        file.append(b"1").unwrap();
+        file.write_at(b"1", 0).unwrap();
         assert!(file.sync_data().is_err());
-        assert!(file.append(b"2").is_err());
+        assert!(file.write_at(b"2", 1).is_err());
         assert!(sim.file_names(&dir).is_err());
         sim.power_loss(None);
         assert_eq!(sim.contents(&dir.join("a")).unwrap(), b"");
         let file = sim.open(&dir.join("a")).unwrap();
-        file.append(b"3").unwrap();
+        file.write_at(b"3", 0).unwrap();
     }
 
     #[test]

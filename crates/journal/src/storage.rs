@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use std::sync::Arc;
 pub trait Storage: Send + Sync + Debug {
     /// Creates `dir` and its parents if missing.
     fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
-    /// Creates `path`, which must not exist, for appending.
+    /// Creates `path`, which must not exist, for reading and writing.
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
-    /// Creates `path` for appending, emptying it if it exists.
+    /// Creates `path` for reading and writing, emptying it if it exists.
     fn create_truncate(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
-    /// Opens an existing `path` for reading, appending and truncating.
+    /// Opens an existing `path` for reading, writing and truncating.
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>>;
     /// Renames `from` to `to`, replacing `to`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -31,8 +31,9 @@ pub trait Storage: Send + Sync + Debug {
 
 /// An open file of a [`Storage`].
 pub trait StorageFile: Send + Sync {
-    /// Appends all of `buf` at the end of the file. On error a prefix may have been written.
-    fn append(&self, buf: &[u8]) -> io::Result<()>;
+    /// Writes all of `buf` at `offset` (overwriting, or growing the file). On error a prefix
+    /// may have been written.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Makes the file's data durable (fdatasync).
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and metadata durable (fsync).
@@ -57,25 +58,25 @@ impl Storage for FsStorage {
     fn create_new(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create_new(true)
             .open(path)?;
         Ok(Arc::new(file))
     }
 
     fn create_truncate(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        // O_APPEND cannot be combined with O_TRUNC in std: empty it after opening.
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(true)
             .open(path)?;
-        file.set_len(0)?;
         Ok(Arc::new(file))
     }
 
     fn open(&self, path: &Path) -> io::Result<Arc<dyn StorageFile>> {
-        let file = OpenOptions::new().read(true).append(true).open(path)?;
+        // Not O_APPEND: on Linux a pwrite to such a file appends whatever its offset.
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Arc::new(file))
     }
 
@@ -106,9 +107,8 @@ impl Storage for FsStorage {
 }
 
 impl StorageFile for File {
-    fn append(&self, buf: &[u8]) -> io::Result<()> {
-        let mut file = self;
-        file.write_all(buf)
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        FileExt::write_all_at(self, buf, offset)
     }
 
     fn sync_data(&self) -> io::Result<()> {

@@ -50,7 +50,11 @@ pub(crate) struct Writer {
     file: Option<Arc<dyn StorageFile>>,
     number: u64,
     path: PathBuf,
+    /// Bytes of records (and header) in the current segment: where the next write goes.
     len: u64,
+    /// The current segment's file length: `len` plus any zeros written ahead of it.
+    zeroed: u64,
+    zero_fill_ahead: u64,
     /// An empty buffer handed to the pending side in exchange for the one being written.
     spare: Vec<u8>,
 }
@@ -62,6 +66,7 @@ impl Writer {
         dir: &Path,
         queue: &str,
         tail: Option<Tail>,
+        zero_fill_ahead: u64,
     ) -> Result<Writer, JournalError> {
         let (file, number, path, len) = match tail {
             Some(Tail { number, path, len }) => {
@@ -90,6 +95,8 @@ impl Writer {
             number,
             path,
             len,
+            zeroed: len,
+            zero_fill_ahead,
             spare: Vec::new(),
         })
     }
@@ -124,30 +131,64 @@ impl Writer {
         self.len > segment_size
     }
 
-    /// Writes whole records to the current segment with one `write_all`. If that fails, the
-    /// segment is cut back to its old length, so no partial record stays in front of the
-    /// next write.
+    /// Writes whole records to the current segment with one `write_all` at its end of records
+    /// (after zero-filling ahead of it first, if due). If that fails, the segment is cut back
+    /// to its old length, so no partial record stays in front of the next write.
     pub(crate) fn write(&mut self, buf: &[u8], counters: &Counters) -> Result<(), WriteFailure> {
-        let Some(file) = &self.file else {
+        let Some(file) = self.file.clone() else {
             return Ok(());
         };
-        if let Err(e) = file.append(buf) {
-            let cause = io_error(&self.path, e);
-            return match file.set_len(self.len).at(&self.path) {
-                Ok(()) => Err(WriteFailure::Retry(cause)),
-                Err(_) => Err(WriteFailure::Fatal(cause)),
-            };
+        let end = self.len + buf.len() as u64;
+        if self.zero_fill_ahead > 0 && end > self.zeroed {
+            self.zero_fill(&*file, end.saturating_add(self.zero_fill_ahead))?;
         }
-        self.len += buf.len() as u64;
+        if let Err(e) = file.write_at(buf, self.len) {
+            return Err(self.undo(&*file, io_error(&self.path, e)));
+        }
+        self.len = end;
+        self.zeroed = self.zeroed.max(end);
         counters.current_segment_bytes.store(self.len, Relaxed);
         Ok(())
     }
 
-    /// Closes the current segment and starts the next one. The old segment is fsynced first,
-    /// so only the current segment ever holds unsynced data; the new file's directory entry
-    /// is fsynced before it is used.
+    /// Writes zeros from the end of the zeros so far up to `to`. The zeros only save work: if
+    /// they do not fit (a nearly full disk), they are cut off again and the records are
+    /// written without them.
+    fn zero_fill(&mut self, file: &dyn StorageFile, to: u64) -> Result<(), WriteFailure> {
+        match file.write_at(&zeros(to - self.zeroed), self.zeroed) {
+            Ok(()) => self.zeroed = to,
+            Err(e) => {
+                tracing::debug!(file = %self.path.display(), error = %e, "journal: no zero fill ahead");
+                let cause = io_error(&self.path, e);
+                if let WriteFailure::Fatal(cause) = self.undo(file, cause) {
+                    return Err(WriteFailure::Fatal(cause));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cuts the segment back to its records after a failed write of `cause`: `Retry` when
+    /// that worked, `Fatal` when a partial write may be left in front of the next one.
+    fn undo(&mut self, file: &dyn StorageFile, cause: JournalError) -> WriteFailure {
+        self.zeroed = self.len;
+        match file.set_len(self.len).at(&self.path) {
+            Ok(()) => WriteFailure::Retry(cause),
+            Err(_) => WriteFailure::Fatal(cause),
+        }
+    }
+
+    /// Closes the current segment and starts the next one. The old segment loses its zero
+    /// tail and is fsynced first, so only the current segment ever holds unsynced data or
+    /// ends in zeros; the new file's directory entry is fsynced before it is used.
     pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), WriteFailure> {
         let Some(old) = &self.file else { return Ok(()) };
+        if self.zeroed > self.len {
+            old.set_len(self.len)
+                .at(&self.path)
+                .map_err(WriteFailure::fatal)?;
+            self.zeroed = self.len;
+        }
         timed_fsync(|| old.sync_data())
             .at(&self.path)
             .map_err(WriteFailure::fatal)?;
@@ -225,6 +266,7 @@ impl Writer {
         }
         files::sync_dir(storage, &self.dir)?;
         self.len = 0;
+        self.zeroed = 0;
         counters.segments.store(0, Relaxed);
         counters.current_segment_bytes.store(0, Relaxed);
         Ok(())
@@ -251,6 +293,7 @@ impl Writer {
         self.number = number;
         self.path = path;
         self.len = len;
+        self.zeroed = len;
         counters.current_segment_bytes.store(len, Relaxed);
     }
 
@@ -279,24 +322,25 @@ impl Writer {
         for record in live {
             record.encode_into(&mut buf);
             if buf.len() >= SNAPSHOT_CHUNK {
-                len += self.write_chunk(&*file, temp, &mut buf)?;
+                len += self.write_chunk(&*file, temp, &mut buf, len)?;
             }
         }
-        len += self.write_chunk(&*file, temp, &mut buf)?;
+        len += self.write_chunk(&*file, temp, &mut buf, len)?;
         timed_fsync(|| file.sync_all())
             .at(temp)
             .map_err(WriteFailure::fatal)?;
         Ok((file, len))
     }
 
-    /// Writes and empties `buf`; returns how many bytes it held.
+    /// Writes `buf` at `offset` and empties it; returns how many bytes it held.
     fn write_chunk(
         &self,
         file: &dyn StorageFile,
         temp: &Path,
         buf: &mut Vec<u8>,
+        offset: u64,
     ) -> Result<u64, WriteFailure> {
-        if let Err(e) = file.append(buf) {
+        if let Err(e) = file.write_at(buf, offset) {
             self.discard_temp(temp)?;
             return Err(WriteFailure::Retry(io_error(temp, e)));
         }
@@ -309,4 +353,9 @@ impl Writer {
     fn discard_temp(&self, temp: &Path) -> Result<(), WriteFailure> {
         files::remove_file(&*self.storage, temp).map_err(WriteFailure::fatal)
     }
+}
+
+/// `len` zero bytes, to write ahead of the records.
+fn zeros(len: u64) -> Vec<u8> {
+    vec![0; usize::try_from(len).unwrap_or(usize::MAX)]
 }

@@ -40,6 +40,8 @@ pub enum SyncPolicy {
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     pub sync: SyncPolicy,
+    /// The journal's tunables; its `zero_fill_ahead` applies under `sync = always` only,
+    /// where 0 means 1 MiB.
     pub journal: JournalOptions,
     pub limits: QueueLimits,
     /// The queue that receives expired items (created with this one).
@@ -123,6 +125,23 @@ pub struct Queue {
     deleted: AtomicBool,
 }
 
+/// Zeros written ahead of the records under `sync = always` unless `journal.zero_fill_ahead`
+/// says otherwise, so its fdatasync after every write need not commit a file-size change.
+const ZERO_FILL_AHEAD: u64 = 1 << 20;
+
+/// The journal's options for a queue: zero fill ahead only where every write is fsynced
+/// (under interval sync the zeros would only double the bytes written). Under `always` a
+/// `zero_fill_ahead` of 0 means [`ZERO_FILL_AHEAD`].
+fn journal_options(options: &QueueOptions) -> JournalOptions {
+    let mut journal = options.journal.clone();
+    journal.zero_fill_ahead = match options.sync {
+        SyncPolicy::Always if journal.zero_fill_ahead == 0 => ZERO_FILL_AHEAD,
+        SyncPolicy::Always => journal.zero_fill_ahead,
+        _ => 0,
+    };
+    journal
+}
+
 impl Queue {
     /// Opens the queue `name` in `dir`, replaying its journal. Reads left open by the previous
     /// run go back to the head of the queue in their original order (spec d.4).
@@ -138,7 +157,7 @@ impl Queue {
         let mut state = QueueState::new(Backlog::recovering(options.max_memory_size, spill_path));
         let keep_journal = options.keep_journal;
         let (journal, replay) =
-            Journal::open_with(dir, name, options.journal.clone(), &mut |record| {
+            Journal::open_with(dir, name, journal_options(&options), &mut |record| {
                 on_record(record.encoded_len());
                 if keep_journal {
                     state.apply(record);

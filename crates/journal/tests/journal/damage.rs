@@ -117,16 +117,66 @@ fn a_bit_flip_in_any_record_is_a_torn_tail_or_corruption() {
     }
 }
 
+/// Zero fill ahead: zeros after the newest segment's last record are its clean end.
 #[test]
-fn zero_filled_garbage_after_the_last_record_is_a_torn_tail() {
+fn zeros_after_the_newest_segments_last_record_are_cut_without_a_truncation() {
     let mut bytes = reference_journal();
     let end = bytes.len() as u64;
     bytes.extend_from_slice(&[0; 4096]);
     let dir = dir_with(&bytes);
+    let (journal, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, mixed_records());
+    assert_eq!(replay.truncations, vec![]);
+    assert_eq!(replay.bytes, end);
+    assert_eq!(file_len(&segment(dir.path(), 1)), end);
+    write_all(&journal, &[add(9)]);
+    drop(journal);
+    let (_, replay) = open(dir.path(), JournalOptions::default());
+    assert_eq!(replay.records, [mixed_records(), vec![add(9)]].concat());
+}
+
+/// A torn record in the zero fill is still a torn tail, reported as such.
+#[test]
+fn a_torn_record_followed_by_zeros_is_a_torn_tail() {
+    let mut bytes = reference_journal();
+    let end = bytes.len() as u64;
+    let mut next = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    write_all(&open(dir.path(), JournalOptions::default()).0, &[add(9)]);
+    next.extend_from_slice(&fs::read(segment(dir.path(), 1)).unwrap()[HEADER_LEN as usize..]);
+    bytes.extend_from_slice(&next[..next.len() / 2]);
+    bytes.extend_from_slice(&[0; 4096]);
+    let dir = dir_with(&bytes);
     let (_, replay) = open(dir.path(), JournalOptions::default());
     assert_eq!(replay.records, mixed_records());
-    assert_eq!(replay.truncations[0].offset, end);
-    assert_eq!(replay.truncations[0].dropped_bytes, 4096);
+    assert_eq!(
+        replay.truncations,
+        vec![Truncation {
+            file: segment(dir.path(), 1),
+            offset: end,
+            dropped_bytes: (next.len() / 2 + 4096) as u64,
+        }]
+    );
+}
+
+/// Rotation cuts the zero fill, so zeros ending an older segment are damage.
+#[test]
+fn zeros_after_an_older_segments_last_record_are_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, _) = open(dir.path(), opts(64));
+    write_each(&journal, &mixed_records());
+    drop(journal);
+    let older = segment(dir.path(), 1);
+    let end = file_len(&older);
+    let mut bytes = fs::read(&older).unwrap();
+    bytes.extend_from_slice(&[0; 100]);
+    fs::write(&older, &bytes).unwrap();
+    match Journal::open(dir.path(), "q", opts(64)) {
+        Err(JournalError::Corrupt { path, offset, .. }) => {
+            assert_eq!((path, offset), (older, end));
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
 }
 
 #[test]

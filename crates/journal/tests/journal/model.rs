@@ -1,6 +1,7 @@
 //! Property test: random queue operations against a model, then a crash that cuts the newest
 //! segment anywhere after the acknowledged (written-through) prefix. Replay must give a state
-//! the model passed through, no earlier than the acknowledged one.
+//! the model passed through, no earlier than the acknowledged one. Runs with and without zero
+//! fill ahead (whose zeros the cut may keep in part).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -99,7 +100,8 @@ impl Model {
     }
 }
 
-/// The newest segment: its number, length, and whether it is a snapshot.
+/// The newest segment: its number, file length (zero fill included), and whether it is a
+/// snapshot.
 fn newest_segment(dir: &Path) -> (u64, u64, bool) {
     let (number, path) = fs::read_dir(dir)
         .unwrap()
@@ -126,10 +128,11 @@ struct Ack {
     len: u64,
 }
 
-fn run(ops: &[Op], segment_size: u64, cut: u64) -> Result<(), TestCaseError> {
+fn run(ops: &[Op], segment_size: u64, zero_fill_ahead: u64, cut: u64) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let options = JournalOptions {
         segment_size,
+        zero_fill_ahead,
         ..JournalOptions::default()
     };
     let (journal, _) = Journal::open(dir.path(), "q", options.clone()).unwrap();
@@ -153,7 +156,9 @@ fn run(ops: &[Op], segment_size: u64, cut: u64) -> Result<(), TestCaseError> {
             Op::WriteThrough => {
                 journal.write_through(last_seq).unwrap();
                 written_snapshot = pending_snapshot.take().unwrap_or(written_snapshot);
-                let (segment, len, _) = newest_segment(dir.path());
+                let (segment, file_len, _) = newest_segment(dir.path());
+                let len = journal.stats().current_segment_bytes;
+                prop_assert!(len == file_len || zero_fill_ahead > 0 && len < file_len);
                 ack = Ack {
                     state: states.len() - 1,
                     segment,
@@ -219,8 +224,9 @@ proptest! {
     fn replay_after_a_crash_gives_an_acknowledged_state(
         ops in proptest::collection::vec(op(), 0..80),
         small_segments in any::<bool>(),
+        zero_fill_ahead in prop_oneof![Just(0), Just(50), Just(4096)],
         cut in any::<u64>(),
     ) {
-        run(&ops, if small_segments { 160 } else { 1 << 20 }, cut)?;
+        run(&ops, if small_segments { 160 } else { 1 << 20 }, zero_fill_ahead, cut)?;
     }
 }
