@@ -183,15 +183,24 @@ impl Writer {
     /// ends in zeros; the new file's directory entry is fsynced before it is used.
     pub(crate) fn rotate(&mut self, counters: &Counters) -> Result<(), WriteFailure> {
         let Some(old) = &self.file else { return Ok(()) };
-        if self.zeroed > self.len {
+        let cut_zeros = self.zeroed > self.len;
+        if cut_zeros {
             old.set_len(self.len)
                 .at(&self.path)
                 .map_err(WriteFailure::fatal)?;
             self.zeroed = self.len;
         }
-        timed_fsync(|| old.sync_data())
-            .at(&self.path)
-            .map_err(WriteFailure::fatal)?;
+        // A full fsync when the file shrank: its new size must be on disk before a newer
+        // segment exists, or replay would find zeros ending an older segment (corruption).
+        timed_fsync(|| {
+            if cut_zeros {
+                old.sync_all()
+            } else {
+                old.sync_data()
+            }
+        })
+        .at(&self.path)
+        .map_err(WriteFailure::fatal)?;
         Counters::bump(&counters.fsyncs);
         let number = self.next_number().map_err(WriteFailure::fatal)?;
         let path = files::segment_path(&self.dir, &self.queue, number);

@@ -40,9 +40,12 @@ pub enum SyncPolicy {
 #[derive(Debug, Clone)]
 pub struct QueueOptions {
     pub sync: SyncPolicy,
-    /// The journal's tunables; its `zero_fill_ahead` applies under `sync = always` only,
-    /// where 0 means 1 MiB.
+    /// The journal's tunables (its `zero_fill_ahead` is set from the field below).
     pub journal: JournalOptions,
+    /// Zeros written ahead of the journal's records under `sync = always` (0: none), so the
+    /// fdatasync after every write need not commit a file-size change. Ignored under interval
+    /// sync, where the zeros would only double the bytes written.
+    pub zero_fill_ahead: u64,
     pub limits: QueueLimits,
     /// The queue that receives expired items (created with this one).
     pub expire_to_queue: Option<String>,
@@ -60,6 +63,7 @@ impl Default for QueueOptions {
         Self {
             sync: SyncPolicy::Interval(Duration::from_millis(100)),
             journal: JournalOptions::default(),
+            zero_fill_ahead: DEFAULT_ZERO_FILL_AHEAD,
             limits: QueueLimits::default(),
             expire_to_queue: None,
             max_memory_size: DEFAULT_MAX_MEMORY_SIZE,
@@ -125,18 +129,14 @@ pub struct Queue {
     deleted: AtomicBool,
 }
 
-/// Zeros written ahead of the records under `sync = always` unless `journal.zero_fill_ahead`
-/// says otherwise, so its fdatasync after every write need not commit a file-size change.
-const ZERO_FILL_AHEAD: u64 = 1 << 20;
+/// Zeros written ahead of a `sync = always` journal's records by default.
+const DEFAULT_ZERO_FILL_AHEAD: u64 = 1 << 20;
 
-/// The journal's options for a queue: zero fill ahead only where every write is fsynced
-/// (under interval sync the zeros would only double the bytes written). Under `always` a
-/// `zero_fill_ahead` of 0 means [`ZERO_FILL_AHEAD`].
+/// The journal's options for a queue: zero fill ahead only where every write is fsynced.
 fn journal_options(options: &QueueOptions) -> JournalOptions {
     let mut journal = options.journal.clone();
     journal.zero_fill_ahead = match options.sync {
-        SyncPolicy::Always if journal.zero_fill_ahead == 0 => ZERO_FILL_AHEAD,
-        SyncPolicy::Always => journal.zero_fill_ahead,
+        SyncPolicy::Always => options.zero_fill_ahead,
         _ => 0,
     };
     journal

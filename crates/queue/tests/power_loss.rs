@@ -83,7 +83,7 @@ fn open(sim: &SimStorage, dir: &Path, sync: SyncPolicy) -> QueueCollection {
         options.journal.segment_size = 200;
         // Small, so writes keep crossing into fresh zeros (and a 1 MiB fill per segment would
         // make each fsync of the simulated disk copy a MiB).
-        options.journal.zero_fill_ahead = 64;
+        options.zero_fill_ahead = 64;
         options
     };
     let clock = Arc::new(ManualClock::new(1_700_000_000_000));

@@ -194,6 +194,7 @@ fn queue_options(config: &Config, name: &str) -> QueueOptions {
         expire_to_queue: settings.expire_to_queue,
         max_memory_size: settings.max_memory_size,
         keep_journal: settings.keep_journal,
+        ..QueueOptions::default()
     }
 }
 
