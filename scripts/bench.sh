@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The full comparison benchmark: lanner against Redis (lists, AOF) and memcached, on loopback.
 #
-#   scripts/bench.sh                 # full run (about 7 minutes on 2 cores), writes docs/benchmarks.md
+#   scripts/bench.sh                 # full run (about 8 minutes on 2 cores), writes docs/benchmarks.md
 #   BENCH_QUICK=1 scripts/bench.sh   # small counts and 1 repetition: a trial of the script itself
 #
 # It installs the peers from Debian's packages when missing, builds lanner and lanner-bench
