@@ -499,7 +499,12 @@ pub fn expected_open(segments: &[SegmentFile], max_record_size: u64, salvage: bo
                 let (number, offset) = (segment.number, at as u64);
                 return fail(Expected::Corrupt { number, offset }, &removed);
             }
-            truncations.push((segment.number, at as u64, (bytes.len() - at) as u64));
+            // Zeros ending the newest segment are the clean end of a zero fill ahead: cut, not
+            // reported.
+            let zero_fill = newest && bytes[at..].iter().all(|&b| b == 0);
+            if !zero_fill {
+                truncations.push((segment.number, at as u64, (bytes.len() - at) as u64));
+            }
         }
         lengths.push((segment.number, at as u64));
     }
@@ -683,5 +688,40 @@ mod tests {
             panic!("{outcome:?}")
         };
         assert_eq!(open.records, [Record::Remove]);
+    }
+
+    #[test]
+    fn zeros_ending_the_newest_segment_are_cut_without_a_truncation() {
+        let mut bytes = header(1, false).to_vec();
+        bytes.extend(encode_record(&Record::Remove));
+        let records_end = bytes.len() as u64;
+        bytes.extend([0; 40]);
+        let older = SegmentFile {
+            number: 1,
+            bytes: bytes.clone(),
+        };
+        let mut newest = header(2, false).to_vec();
+        newest.extend(encode_record(&Record::Remove));
+        let newest_end = newest.len() as u64;
+        newest.extend([0; 40]);
+        let newest = SegmentFile {
+            number: 2,
+            bytes: newest,
+        };
+        let outcome = expected_open(std::slice::from_ref(&newest), u64::MAX, false);
+        let Expected::Open(open) = outcome.expected else {
+            panic!("{outcome:?}")
+        };
+        assert!(open.truncations.is_empty(), "{:?}", open.truncations);
+        assert_eq!(open.live, [(2, newest_end)]);
+
+        let outcome = expected_open(&[older, newest], u64::MAX, false);
+        assert_eq!(
+            outcome.expected,
+            Expected::Corrupt {
+                number: 1,
+                offset: records_end
+            }
+        );
     }
 }
