@@ -101,7 +101,10 @@ fn run(scenario: &Scenario, salvage: bool) -> Option<Vec<lanner_journal::Record>
     if scenario.foreign {
         queues.push("q2".to_owned());
     }
-    assert_eq!(list_queues(&lanner_journal::FsStorage, path).unwrap(), queues);
+    assert_eq!(
+        list_queues(&lanner_journal::FsStorage, path).unwrap(),
+        queues
+    );
     drop(journal);
 
     // The first open repaired everything: a second one sees a clean journal.
