@@ -690,24 +690,19 @@ mod tests {
         assert_eq!(open.records, [Record::Remove]);
     }
 
-    #[test]
-    fn zeros_ending_the_newest_segment_are_cut_without_a_truncation() {
-        let mut bytes = header(1, false).to_vec();
+    /// Segment `number` holding one `Remove` and then 40 zero bytes; also the records' end.
+    fn segment_ending_in_zeros(number: u64) -> (SegmentFile, u64) {
+        let mut bytes = header(number, false).to_vec();
         bytes.extend(encode_record(&Record::Remove));
         let records_end = bytes.len() as u64;
         bytes.extend([0; 40]);
-        let older = SegmentFile {
-            number: 1,
-            bytes: bytes.clone(),
-        };
-        let mut newest = header(2, false).to_vec();
-        newest.extend(encode_record(&Record::Remove));
-        let newest_end = newest.len() as u64;
-        newest.extend([0; 40]);
-        let newest = SegmentFile {
-            number: 2,
-            bytes: newest,
-        };
+        (SegmentFile { number, bytes }, records_end)
+    }
+
+    #[test]
+    fn zeros_ending_the_newest_segment_are_cut_without_a_truncation() {
+        let (older, older_end) = segment_ending_in_zeros(1);
+        let (newest, newest_end) = segment_ending_in_zeros(2);
         let outcome = expected_open(std::slice::from_ref(&newest), u64::MAX, false);
         let Expected::Open(open) = outcome.expected else {
             panic!("{outcome:?}")
@@ -720,7 +715,7 @@ mod tests {
             outcome.expected,
             Expected::Corrupt {
                 number: 1,
-                offset: records_end
+                offset: older_end
             }
         );
     }
